@@ -1,0 +1,172 @@
+"""Subcommands that read networks: check, ir, info, passes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from snnc.cli.main import add_set_option, overrides
+from snnc.diagnostics import SnncError, did_you_mean, render
+
+
+def _compile(args, path):
+    from snnc.pipeline import compile_source
+
+    return compile_source(path, overrides(args))
+
+
+# ---------------------------------------------------------------- check
+def cmd_check(args) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            _compile(args, path)
+        except SnncError as err:
+            if args.debug:
+                raise
+            failed += 1
+            print(render(err), file=sys.stderr)
+            continue
+        if not args.quiet:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
+def _add_check(sub, common):
+    p = sub.add_parser("check", parents=[common], help="parse and verify .snn files",
+                       description="Parse and verify each file; print diagnostics. Exit 1 if any fails.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    add_set_option(p)
+    p.set_defaults(func=cmd_check)
+
+
+# ------------------------------------------------------------------- ir
+def _format(graph, fmt: str, after: str) -> str:
+    from snnc.ir.printer import print_graph
+    from snnc.ir.views import to_dot, to_json
+
+    if fmt == "json":
+        return to_json(graph)
+    if fmt == "dot":
+        return to_dot(graph)
+    return print_graph(graph, after)
+
+
+def cmd_ir(args) -> int:
+    compiled = _compile(args, args.file)
+    stages = compiled.stages
+    if args.all:
+        out = [_format(g, args.format, name) for name, g in stages]
+        sys.stdout.write("\n".join(out))
+        return 0
+    if args.after:
+        names = [name for name, _ in stages]
+        if args.after not in names:
+            raise SnncError(f"--after {args.after}: no such step in this pipeline",
+                            hint=did_you_mean(args.after, names, "step") or "steps: " + ", ".join(names))
+        name, graph = next((n, g) for n, g in stages if n == args.after)
+    else:
+        name, graph = stages[-1]
+    sys.stdout.write(_format(graph, args.format, name))
+    return 0
+
+
+def _add_ir(sub, common):
+    p = sub.add_parser("ir", parents=[common], help="print the IR after a pass",
+                       description="Print the IR of FILE after the last pass, after --after PASS, or after every step.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--recipe", default="sdt", help="training recipe, e.g. sml+tet (default: sdt)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--after", metavar="PASS", help="show the IR after this step ('build' is the frontend)")
+    g.add_argument("--all", action="store_true", help="show the IR after every step")
+    p.add_argument("--format", choices=("text", "json", "dot"), default="text", help="output format (default: text)")
+    add_set_option(p)
+    p.set_defaults(func=cmd_ir)
+
+
+# ----------------------------------------------------------------- info
+def _human(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.3f} {unit}"
+    return str(n)
+
+
+def cmd_info(args) -> int:
+    from snnc.ir.analysis import costs
+
+    rows = []
+    for path in args.files:
+        compiled = _compile(args, path)
+        g = compiled.graph
+        c = costs(g)
+        inp = g.node("x")
+        row = {
+            "file": str(path), "network": g.network, "params": dict(g.params),
+            "input": {"kind": inp.attrs["kind"], "dims": list(inp.attrs["dims"])},
+            "classes": g.node(g.output).shape[-1],
+            "parameters": c.params, "macs_per_step": c.macs, "lif_layers": c.lif_layers,
+            "neurons_per_step": c.neurons,
+        }
+        if args.layers:
+            row["layers"] = c.per_layer
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows if len(rows) > 1 else rows[0], indent=1))
+        return 0
+    for row in rows:
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        dims = "x".join(str(d) for d in row["input"]["dims"])
+        print(f"{row['network']}({params})  [{row['file']}]")
+        print(f"  input            {row['input']['kind']} {dims}, {row['classes']} classes")
+        print(f"  parameters       {row['parameters']:,}")
+        print(f"  MACs per step    {row['macs_per_step']:,}  ({_human(row['macs_per_step'])}MAC)")
+        print(f"  LIF layers       {row['lif_layers']}")
+        print(f"  neurons per step {row['neurons_per_step']:,}")
+        for layer in row.get("layers", []):
+            print(f"    {layer['name']:<32} {layer['op']:<6} params {layer['params']:>10,}  "
+                  f"MACs {layer['macs']:>13,}  neurons {layer['neurons']:>9,}")
+    return 0
+
+
+def _add_info(sub, common):
+    p = sub.add_parser("info", parents=[common], help="parameters, MACs, LIF layers, neurons",
+                       description="Static figures of each network: parameters, MACs per time step, LIF layers, "
+                                   "LIF neurons per time step (per sample).")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--layers", action="store_true", help="also list every layer")
+    add_set_option(p)
+    p.set_defaults(func=cmd_info)
+
+
+# --------------------------------------------------------------- passes
+def cmd_passes(args) -> int:
+    from snnc.passes import PASSES
+    from snnc.passes.registry import PROPERTIES
+
+    for phase in ("frontend", "training", "inference"):
+        items = [p for p in PASSES.values() if p.phase == phase]
+        if not items:
+            continue
+        print(f"{phase} passes:")
+        for p in items:
+            print(f"  {p.name:<26} {p.doc}")
+            if p.requires:
+                print(f"  {'':<26} requires: {', '.join(p.requires)}")
+            if p.ensures:
+                print(f"  {'':<26} ensures:  {', '.join(p.ensures)}")
+    print("properties:")
+    for name, (_, doc) in PROPERTIES.items():
+        print(f"  {name:<26} {doc}")
+    return 0
+
+
+def _add_passes(sub, common):
+    p = sub.add_parser("passes", parents=[common], help="list the compiler passes",
+                       description="List every registered pass with what it requires and ensures.")
+    p.set_defaults(func=cmd_passes)
+
+
+REGISTRARS = [_add_check, _add_ir, _add_info, _add_passes]

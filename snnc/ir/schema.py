@@ -1,0 +1,129 @@
+"""Op schemas: inputs, typed attributes with ranges and defaults, shape inference.
+
+`verify()` checks every node against its schema; the builder binds DSL call
+arguments against the same `Param`s, so a range is written down exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from snnc.catalog import NORM_PARAMS
+from snnc.ir import shapes
+from snnc.params import OPTIONAL, REQUIRED, Param
+
+POS_INT = dict(lo=1)
+NONNEG_INT = dict(lo=0)
+
+
+@dataclass(frozen=True)
+class OpSchema:
+    name: str
+    doc: str
+    attrs: tuple[Param, ...] = ()
+    min_inputs: int = 1
+    max_inputs: int | None = 1
+    infer: Callable | None = shapes.same  # None: the node's shape is declared, not inferred
+    dsl: bool = True               # callable by name in a .snn chain
+    complete: Callable[[dict], dict] | None = None  # fills defaults that depend on other args
+    completed: tuple[str, ...] = ()  # the attributes `complete` always fills (so verify requires them)
+    check: Callable[[dict], str | None] | None = None  # cross-attribute rule; returns a message
+    aux_only: bool = False         # only valid on role=aux nodes
+
+    @property
+    def attr_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.attrs)
+
+    def param(self, name: str) -> Param:
+        for p in self.attrs:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+def _conv_complete(v: dict) -> dict:
+    v.setdefault("pad", v["k"] // 2)
+    return v
+
+
+def _pool_complete(v: dict) -> dict:
+    v.setdefault("stride", v["k"])
+    return v
+
+
+def _bn_check(a: dict) -> str | None:
+    tdbn = a.get("mode") == "tdbn"
+    has = ("a" in a, "vth" in a)
+    if tdbn and not all(has):
+        return "tdbn needs both 'a' and 'vth'"
+    if not tdbn and any(has):
+        return "'a' and 'vth' belong to mode=tdbn only"
+    return None
+
+
+SCHEMAS: dict[str, OpSchema] = {}
+
+
+def register(schema: OpSchema) -> OpSchema:
+    SCHEMAS[schema.name] = schema
+    return schema
+
+
+def extend(name: str, *params: Param) -> None:
+    """Adds optional attributes to an op (passes annotate nodes this way)."""
+    old = SCHEMAS[name]
+    known = set(old.attr_names)
+    new = tuple(p for p in params if p.name not in known)
+    SCHEMAS[name] = OpSchema(**{**old.__dict__, "attrs": old.attrs + new})
+
+
+register(OpSchema("input", "network input: an image repeated over T, or event frames [T,B,...]",
+                  attrs=(Param("kind", "enum", REQUIRED, choices=("image", "events")),
+                         Param("dims", "ints", REQUIRED, lo=1)),
+                  min_inputs=0, max_inputs=0, infer=shapes.input_shape, dsl=False))
+register(OpSchema("param", "the input of a block body", min_inputs=0, max_inputs=0, infer=None, dsl=False))
+register(OpSchema("call", "a call of an instantiated block (removed by expand-blocks)",
+                  attrs=(Param("block", "name", REQUIRED),), infer=None, dsl=False))
+register(OpSchema("conv", "2-D convolution over each time step",
+                  attrs=(Param("out", "int", REQUIRED, **POS_INT, doc="output channels"),
+                         Param("k", "int", 3, **POS_INT, doc="kernel size"),
+                         Param("stride", "int", 1, **POS_INT),
+                         Param("pad", "int", OPTIONAL, **NONNEG_INT, doc="padding; default k // 2"),
+                         Param("groups", "int", 1, **POS_INT),
+                         Param("bias", "bool", False)),
+                  infer=shapes.conv, complete=_conv_complete, completed=("pad",)))
+register(OpSchema("bn", "batch norm over the merged T*B batch per channel (METHODS §9)",
+                  attrs=(Param("mode", "enum", "bn", choices=("bn", "tdbn")),
+                         *NORM_PARAMS["bn"],
+                         Param("a", "float", OPTIONAL, lo=0.0, lo_open=True, doc="tdbn branch factor"),
+                         Param("vth", "float", OPTIONAL, lo=0.0, lo_open=True, doc="tdbn threshold factor")),
+                  infer=shapes.norm, check=_bn_check, dsl=False))
+register(OpSchema("lif", "leaky integrate-and-fire neuron over all T steps (METHODS §1)",
+                  attrs=(Param("decay", "float", REQUIRED, lo=0.0, lo_open=True, hi=1.0),
+                         Param("vth", "float", REQUIRED, lo=0.0, lo_open=True),
+                         Param("reset", "enum", REQUIRED, choices=("hard", "soft")),
+                         Param("decay_input", "bool", REQUIRED),
+                         Param("detach_reset", "bool", REQUIRED),
+                         Param("surrogate", "surrogate", REQUIRED)),
+                  dsl=False))
+for _pool in ("avgpool", "maxpool"):
+    register(OpSchema(_pool, f"{_pool[:3]} pooling over each time step",
+                      attrs=(Param("k", "int", 2, **POS_INT), Param("stride", "int", OPTIONAL, **POS_INT,
+                             doc="default k"), Param("pad", "int", 0, **NONNEG_INT)),
+                      infer=lambda s, a, _op=_pool: shapes.pool(s, a, _op), complete=_pool_complete,
+                      completed=("stride",)))
+register(OpSchema("adaptive_avgpool", "average pooling to a fixed size x size map",
+                  attrs=(Param("size", "int", 1, **POS_INT),), infer=shapes.adaptive_pool))
+register(OpSchema("flatten", "flattens the feature dims", infer=shapes.flatten))
+register(OpSchema("fc", "fully connected layer",
+                  attrs=(Param("out", "int", REQUIRED, **POS_INT), Param("bias", "bool", True)),
+                  infer=shapes.fc))
+register(OpSchema("add", "element-wise sum of two or more values of the same shape",
+                  min_inputs=2, max_inputs=None, infer=shapes.add))
+register(OpSchema("identity", "passes its input through; marks a block output after expand-blocks",
+                  attrs=(Param("block", "name", OPTIONAL, doc="the block this node ends"),)))
+
+
+def schema(op: str) -> OpSchema:
+    return SCHEMAS[op]
