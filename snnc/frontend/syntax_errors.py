@@ -15,6 +15,7 @@ _TERMINAL_TEXT = {
     "$END": "end of input", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
     "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "EQUAL": "'='", "ARROW": "'->'",
     "FLOORDIV": "'//'", "AT": "'@'", "DOT": "'.'", "PLUS": "'+'", "MINUS": "'-'",
+    "STAR": "'*'", "SLASH": "'/'", "PERCENT": "'%'",
 }
 
 _START_WHAT = {"start": "network", "recipe_start": "recipe", "call_start": "spelling"}
