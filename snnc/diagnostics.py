@@ -99,8 +99,9 @@ class SourceCache:
         text = self._texts.get(loc.file)
         if text is None:
             try:
-                text = Path(loc.file).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                # Undecodable bytes show as U+FFFD so a non-UTF-8 file can still be quoted.
+                text = Path(loc.file).read_bytes().decode("utf-8", errors="replace")
+            except OSError:
                 return None
             self._texts[loc.file] = text
         lines = text.splitlines()
@@ -116,7 +117,8 @@ def _excerpt(loc: Loc, sources: SourceCache) -> list[str]:
     line = sources.line(loc)
     if line is None:
         return []
-    line = line.expandtabs(1)
+    # One printable character per source character keeps the caret aligned.
+    line = "".join(ch if ch.isprintable() else "?" for ch in line.expandtabs(1))
     gutter = f"{loc.line:>5} | "
     start = max(loc.col - 1, 0)
     stop = loc.end_col - 1 if loc.end_line == loc.line else len(line)

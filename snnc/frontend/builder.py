@@ -353,14 +353,15 @@ class Builder:
     def _layer(self, call: ast.Call, scope: Scope, current: str) -> Node:
         sch = schema(call.name)
         pos, kw = self._args(call, scope.env)
-        values = self._bind(sch.attrs, pos, kw, call, call.name)
+        values = self._bind(sch.attrs, pos, kw, call, call.name, env=scope.env)
         if sch.complete:
             values = sch.complete(values)
         return Node("", call.name, (current,), Attrs(values), (), "main", call.loc)
 
     def _neuron(self, call: ast.Call, scope: Scope, current: str) -> Node:
         pos, kw = self._args(call, scope.env)
-        given = self._bind(NEURON_PARAMS[call.name], pos, kw, call, f"neuron '{call.name}'", defaults=False)
+        given = self._bind(NEURON_PARAMS[call.name], pos, kw, call, f"neuron '{call.name}'", defaults=False,
+                           env=scope.env)
         values = dict(self.defaults.neurons.get(call.name, {}))
         if "decay" in given or "tau" in given:  # a layer's own decay/tau replaces the default's
             values.pop("decay", None)
@@ -377,7 +378,7 @@ class Builder:
     def _norm(self, call: ast.Call, scope: Scope, current: str) -> Node:
         mode = self.defaults.norm if call.name == "bn" else call.name
         pos, kw = self._args(call, scope.env)
-        given = self._bind(NORM_PARAMS[mode], pos, kw, call, call.name, defaults=False)
+        given = self._bind(NORM_PARAMS[mode], pos, kw, call, call.name, defaults=False, env=scope.env)
         values = {**self.defaults.norm_args, **given}
         values = self._bind(NORM_PARAMS[mode], [], values, call, call.name)
         values["mode"] = mode
@@ -511,12 +512,17 @@ class Builder:
                 pass  # only surrogates take call values; Param.coerce reports the rest
         return pos, kw
 
-    def _bind(self, params, pos, kw, call: ast.Call, what: str, defaults: bool = True) -> dict:
+    def _bind(self, params, pos, kw, call: ast.Call, what: str, defaults: bool = True, env: Env | None = None) -> dict:
         try:
             if defaults:
                 return bind_args(params, pos, kw, what)
             return _bind_given(params, pos, kw, what)
         except ParamError as exc:
+            value = kw.get(exc.arg) if isinstance(exc.arg, str) else (
+                pos[exc.arg] if isinstance(exc.arg, int) and exc.arg < len(pos) else None)
+            if isinstance(value, Symbol) and env is not None and "must be a number" in exc.message:
+                raise SnncError(f"unknown name '{value.name}'", self._arg_loc(call, exc.arg),
+                                did_you_mean(value.name, env.values, "parameter")) from None
             raise SnncError(exc.message, self._arg_loc(call, exc.arg), exc.hint) from None
 
     def _located(self, fn, call: ast.Call):

@@ -79,7 +79,7 @@ def syntax_error(exc: UnexpectedInput, text: str, file: str, start: str) -> Snnc
         hint = f"'{tok.value}' is a reserved word; reserved words are " + ", ".join(RESERVED_WORDS)
     elif tok.type == "NAME" and "'->'" in expected:
         hint = "chain layers with '->', as in conv(64) -> bn -> lif"
-    elif tok.type == "_NL" and "')'" in expected:
+    elif "')'" in expected and tok.type in ("_NL", "ARROW", "RBRACE"):
         hint = "is a ')' missing?"
     msg = f"unexpected {_describe_token(tok)}"
     if expected:

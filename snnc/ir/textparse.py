@@ -26,7 +26,7 @@ class _ToGraph(Transformer):
         blocks = tuple(x for x in rest if isinstance(x, Block))
         nodes = tuple(x for x in rest if isinstance(x, Node))
         output, aux = rest[-1]
-        return Graph(name, params, nodes, output, aux, blocks, attrs or Attrs())
+        return Graph(name, params, nodes, output, aux, blocks, Attrs(attrs or {}))
 
     def network(self, c):
         return str(c[0]), Attrs(x for x in c[1:] if x is not None)

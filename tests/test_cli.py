@@ -1,0 +1,105 @@
+"""The `snnc` command line through a subprocess: exit codes, help, formats."""
+
+import json
+
+import pytest
+
+from clirun import ROOT, snnc
+from snnc import __version__
+from snnc.ir.textparse import parse
+
+COMMANDS = ["check", "ir", "info", "passes"]
+
+
+def test_version():
+    r = snnc("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"snnc {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    r = snnc(command, "--help")
+    assert r.returncode == 0 and "usage: snnc " + command in r.stdout
+
+
+def test_check_the_whole_zoo():
+    models = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "models").glob("*.snn"))
+    r = snnc("check", *models)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(": ok") == len(models)
+
+
+def test_user_error_exit_1_without_traceback():
+    r = snnc("check", "tests/diagnostics/bad_unknown_op.snn")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("tests/diagnostics/bad_unknown_op.snn:3:28: error: unknown op or block 'lfi'")
+    assert "hint: did you mean 'lif'?" in r.stderr
+
+
+def test_debug_shows_the_traceback():
+    r = snnc("check", "--debug", "tests/diagnostics/bad_unknown_op.snn")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_check_reports_every_bad_file_and_continues():
+    r = snnc("check", "models/digits.snn", "tests/diagnostics/bad_unknown_op.snn", "tests/diagnostics/bad_empty.snn")
+    assert r.returncode == 1
+    assert "models/digits.snn: ok" in r.stdout
+    assert r.stderr.count(": error: ") == 2
+
+
+def test_missing_file_is_a_user_error():
+    r = snnc("info", "models/nope.snn")
+    assert r.returncode == 1 and "error: no such file: models/nope.snn" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [["ir"], ["check"], ["frobnicate"], ["ir", "models/toy.snn", "--format", "xml"],
+                                  ["info", "models/toy.snn", "--set", "L"]])
+def test_usage_errors_exit_2(args):
+    r = snnc(*args)
+    assert r.returncode == 2 and "usage:" in r.stderr
+
+
+def test_unknown_set_name():
+    r = snnc("info", "models/toy.snn", "--set", "depth=3")
+    assert r.returncode == 1
+    assert "--set depth: network 'toy' has no parameter 'depth'" in r.stderr
+
+
+def test_info_json_and_set():
+    r = snnc("info", "models/toy.snn", "--json", "--set", "L=13")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["params"]["L"] == 13 and data["lif_layers"] == 16 and data["classes"] == 10
+
+
+def test_ir_text_parses_back():
+    r = snnc("ir", "models/digits.snn")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("# snnc-ir v1 after expand-blocks")
+    assert parse(r.stdout).network == "digits"
+
+
+def test_ir_all_shows_every_step():
+    r = snnc("ir", "models/digits.snn", "--all")
+    assert r.returncode == 0
+    assert "after build" in r.stdout and "after expand-blocks" in r.stdout
+
+
+def test_ir_after_unknown_pass():
+    r = snnc("ir", "models/digits.snn", "--after", "expand-block")
+    assert r.returncode == 1 and "did you mean 'expand-blocks'?" in r.stderr
+
+
+def test_ir_json_and_dot():
+    r = snnc("ir", "models/digits.snn", "--format", "json")
+    data = json.loads(r.stdout)
+    assert data["output"] == "head.fc" and any(n["op"] == "lif" for n in data["nodes"])
+    r = snnc("ir", "models/digits.snn", "--format", "dot")
+    assert r.stdout.startswith('digraph "digits"') and '"stem.conv" -> "stem.bn";' in r.stdout
+
+
+def test_passes_lists_expand_blocks():
+    r = snnc("passes")
+    assert r.returncode == 0 and "expand-blocks" in r.stdout
