@@ -1,0 +1,166 @@
+"""Autograd Functions for the fused LIF op, shared by the PyTorch and Triton engines.
+
+An engine is a module with `forward(x2d, cfg, bn, store_h)` and
+`backward(grad_s, state, cfg, sg_params, mask, bn)` (see `snnc.ops.torch_engine`).
+The Functions here own the saved state: `LifFunction` saves h only (one T×N
+tensor; spikes are recomputed from it), `BnLifFunction` saves x only (BN
+backward needs it anyway; h is recomputed in backward).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from snnc.diagnostics import SnncError
+from snnc.ops.config import BnAffine, LifConfig, compute_dtype
+
+
+def engine_for(x: torch.Tensor, backend: str):
+    """The engine module for `backend` ("auto", "triton" or "torch") and x's device."""
+    if backend == "auto":
+        if not x.is_cuda:
+            backend = "torch"
+        else:
+            try:
+                import triton  # noqa: F401
+            except ImportError:
+                backend = "torch"
+            else:
+                backend = "triton"
+    if backend == "torch":
+        from snnc.ops import torch_engine
+
+        return torch_engine
+    if not x.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        raise SnncError(f"backend='triton' needs a CUDA tensor, got one on {x.device}",
+                        hint="set TRITON_INTERPRET=1 in the environment before the first call to run the "
+                             "Triton kernels on the CPU (slow; for tests), or use backend='torch'")
+    from snnc.backends.triton import launch
+
+    return launch
+
+
+def time_major(x: torch.Tensor) -> torch.Tensor:
+    """x viewed as [T, N] with unit stride inside a step (copies only if it must)."""
+    T = x.shape[0]
+    try:
+        x2d = x.view(T, -1)
+    except RuntimeError:
+        x2d = x.reshape(T, -1)
+    return x2d if x2d.stride(1) == 1 or x2d.shape[1] <= 1 else x2d.contiguous()
+
+
+def record_stats(stats: dict | None, h: torch.Tensor, spikes: torch.Tensor) -> None:
+    """Fills `stats` with detached 0-d float32 h_mean, h_std (population) and spike_rate."""
+    if stats is None:
+        return
+    hc = h.to(compute_dtype(h.dtype))
+    std, mean = torch.std_mean(hc, correction=0)
+    stats["h_mean"] = mean.float()
+    stats["h_std"] = std.float()
+    stats["spike_rate"] = spikes.to(hc.dtype).mean().float()
+
+
+def run_no_grad(x, cfg: LifConfig, engine, bn: BnAffine | None, stats) -> torch.Tensor:
+    """Forward only (inference): h is stored only if statistics are requested."""
+    spikes, h = engine.forward(time_major(x), cfg, bn, stats is not None)
+    if stats is not None:
+        record_stats(stats, h, spikes)
+    return spikes.view(x.shape)
+
+
+class LifFunction(torch.autograd.Function):
+    """spikes = lif(x); saves h [T, N] and the surrogate parameter tensor."""
+
+    @staticmethod
+    def forward(ctx, x, sg_params, cfg, engine, mask, stats):
+        spikes, h = engine.forward(time_major(x), cfg, None, True)
+        record_stats(stats, h, spikes)
+        ctx.save_for_backward(h, sg_params)
+        ctx.cfg, ctx.engine, ctx.mask, ctx.shape = cfg, engine, mask, x.shape
+        return spikes.view(x.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        h, sg_params = ctx.saved_tensors
+        grad_x = ctx.engine.backward(grad.reshape(h.shape), h, ctx.cfg, sg_params, ctx.mask)
+        return grad_x.view(ctx.shape), None, None, None, None, None
+
+
+class BnStats:
+    """Per-channel BN quantities for one call (METHODS §9), all [C] in the compute dtype."""
+
+    def __init__(self, mean, rstd, weight, scale: float, batch_stats: bool, bn: BnAffine):
+        self.mean, self.rstd, self.weight, self.scale = mean, rstd, weight, scale
+        self.batch_stats = batch_stats  # gradients flow through mean and var
+        self.bn = bn
+
+
+def bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale) -> BnStats:
+    """Statistics over (T, B, spatial) per channel; updates running stats like torch BatchNorm."""
+    C = x.shape[2]
+    cdt = compute_dtype(x.dtype)
+    dims = (0, 1, *range(3, x.dim()))
+    with torch.no_grad():
+        if training or running_mean is None:
+            var, mean = torch.var_mean(x.to(cdt), dim=dims, correction=0)
+            if training and running_mean is not None:
+                n = x.numel() // C
+                running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+                unbiased = var * (n / max(n - 1, 1))
+                running_var.mul_(1.0 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+            batch_stats = True
+        else:
+            mean, var = running_mean.to(cdt), running_var.to(cdt)
+            batch_stats = False
+        rstd = torch.rsqrt(var + eps)
+        w = weight.detach().to(cdt) if weight is not None else torch.ones(C, dtype=cdt, device=x.device)
+        b = bias.detach().to(cdt) if bias is not None else torch.zeros(C, dtype=cdt, device=x.device)
+        affine_scale = w * (scale * rstd)
+        shift = b - mean * affine_scale
+    inner = x[0, 0, 0].numel()
+    return BnStats(mean, rstd, w, scale, batch_stats, BnAffine(affine_scale, shift, C, inner))
+
+
+class BnLifFunction(torch.autograd.Function):
+    """spikes = lif(BN(x)) with BN folded into the LIF loops; saves x [T, N] only."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, sg_params, cfg, engine, mask, stats_bn: BnStats, stats):
+        x2d = time_major(x)  # rows in [B, C, *spatial] order, as BnAffine's channel map assumes
+        spikes, h = engine.forward(x2d, cfg, stats_bn.bn, stats is not None)
+        record_stats(stats, h, spikes)
+        ctx.save_for_backward(x2d, sg_params)
+        ctx.cfg, ctx.engine, ctx.mask, ctx.stats_bn, ctx.shape = cfg, engine, mask, stats_bn, x.shape
+        ctx.dtypes = (weight.dtype if weight is not None else None, bias.dtype if bias is not None else None)
+        return spikes.view(x.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x2d, sg_params = ctx.saved_tensors
+        st: BnStats = ctx.stats_bn
+        grad_y = ctx.engine.backward(grad.reshape(x2d.shape), x2d, ctx.cfg, sg_params, ctx.mask, st.bn)
+        shape = ctx.shape
+        cdt = st.mean.dtype
+        C, inner = st.bn.channels, st.bn.inner
+        gy = grad_y.view(-1, C, inner).to(cdt)
+        col = (slice(None), None)  # [C] -> [C, 1] for broadcasting over (T*B, C, inner)
+        # BN backward (METHODS §9): y = weight * scale * xhat + bias
+        xhat = (x2d.view(-1, C, inner).to(cdt) - st.mean[col]) * st.rstd[col]
+        sum_gy = gy.sum(dim=(0, 2))
+        sum_gy_xhat = (gy * xhat).sum(dim=(0, 2))
+        grad_w = (st.scale * sum_gy_xhat).to(ctx.dtypes[0]) if ctx.needs_input_grad[1] else None
+        grad_b = sum_gy.to(ctx.dtypes[1]) if ctx.needs_input_grad[2] else None
+        if st.batch_stats:
+            m = gy.numel() // C
+            grad_x = xhat.mul_(-(sum_gy_xhat / m)[col]).add_(gy).sub_((sum_gy / m)[col])
+            grad_x.mul_(st.bn.scale[col])
+        else:
+            grad_x = gy * st.bn.scale[col]
+        grad_x = grad_x.to(grad_y.dtype).view(shape)
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None

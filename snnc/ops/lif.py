@@ -1,0 +1,128 @@
+"""The public LIF ops: `lif(x, ...)` and `bn_lif(x, weight, bias, ...)` (METHODS.md §1-§3, §9)."""
+
+from __future__ import annotations
+
+import torch
+
+from snnc.diagnostics import SnncError
+from snnc.ops.config import DEFAULT_DECAY, check_backend, check_input, make_config, surrogate_params
+from snnc.ops.function import BnLifFunction, LifFunction, bn_stats, engine_for, run_no_grad
+from snnc.ops.mask import mask_key_seed
+
+
+def _mask(seed, mask_key) -> tuple[int, object]:
+    """(63-bit key of seed, rank, layer; iteration) with the iteration kept as given (int or tensor)."""
+    try:
+        rank, layer, iteration = mask_key
+    except (TypeError, ValueError):
+        raise SnncError(f"mask_key must be (rank, layer, iteration), not {mask_key!r}") from None
+    return mask_key_seed(seed, int(rank), int(layer)), iteration
+
+
+def _reference(x, cfg, sg_params, mask, stats):
+    from snnc.ops.mask import keep_mask_torch
+    from snnc.ops.reference import lif_reference
+
+    keep = None
+    if cfg.masked:
+        T = x.shape[0]
+        keep = keep_mask_torch(mask[0], int(mask[1]), T, x[0].numel(), cfg.mask_p, x.device).view(x.shape)
+    record = {} if stats is not None else None
+    spikes = lif_reference(x, decay=cfg.decay, vth=cfg.vth, reset=cfg.reset, decay_input=cfg.decay_input,
+                           detach_reset=cfg.detach_reset, surrogate=str(cfg.surrogate),
+                           sg_params=None if sg_params is None else sg_params.tolist(),
+                           keep=keep, mask_p=cfg.mask_p, rescale=cfg.rescale, record=record)
+    if stats is not None:
+        from snnc.ops.function import record_stats
+
+        record_stats(stats, record["h"], spikes.detach())
+    return spikes
+
+
+def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard", decay_input=False,
+        detach_reset=False, surrogate="triangle(beta=1.0)", sg_params=None, mask_p=0.0, rescale=False,
+        seed=None, mask_key=(0, 0, 0), backend="auto", stats: dict | None = None) -> torch.Tensor:
+    """LIF spikes over all T steps of x [T, ...] (METHODS §1), same shape and dtype as x.
+
+    - `decay` in (0, 1], or `tau` > 1 instead (decay = 1 - 1/tau); not both.
+    - `surrogate` is a DSL spelling (METHODS §2); `sg_params` (1-D, catalog
+      order) overrides its parameters at run time without recompiling.
+    - MSG (METHODS §3): with `mask_p` > 0 the surrogate gradient is kept with
+      probability 1 - mask_p, reproducibly from `seed` and
+      `mask_key=(rank, layer, iteration)`; `rescale` divides kept gradients
+      by (1 - mask_p). The forward never changes.
+    - `backend`: "auto" (Triton on CUDA, PyTorch on CPU), "triton", "torch",
+      or "reference" (plain autograd through an eager loop).
+    - `stats`: a dict that receives detached 0-d float32 `h_mean`, `h_std`
+      (population, over all elements of h) and `spike_rate`.
+    """
+    check_input(x)
+    check_backend(backend)
+    cfg = make_config(decay=decay, tau=tau, vth=vth, reset=reset, decay_input=decay_input,
+                      detach_reset=detach_reset, surrogate=surrogate, mask_p=mask_p, rescale=rescale)
+    mask = _mask(seed, mask_key)
+    if backend == "reference":
+        sg = None if sg_params is None else surrogate_params(cfg, sg_params, "cpu")
+        return _reference(x, cfg, sg, mask, stats)
+    engine = engine_for(x, backend)
+    sg = surrogate_params(cfg, sg_params, x.device)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return run_no_grad(x, cfg, engine, None, stats)
+    return LifFunction.apply(x, sg, cfg, engine, mask, stats)
+
+
+def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training: bool, momentum: float,
+           eps: float, scale: float = 1.0, **lif_kwargs) -> torch.Tensor:
+    """lif(BatchNorm(x)) with the normalisation and affine folded into the LIF loops (METHODS §9).
+
+    x is [T, B, C, ...]; statistics are per channel (dim 2) over T, B and the
+    spatial dims. y = weight * (scale * (x - mean) / sqrt(var + eps)) + bias,
+    with `scale` the tdBN factor a*vth. In training the batch statistics are
+    used and running_mean/running_var are updated in place as torch
+    BatchNorm does (unbiased variance, `momentum`); otherwise the running
+    statistics are used. `lif_kwargs` are those of `lif`. Gradients w.r.t.
+    x, weight and bias equal those of BatchNorm followed by `lif`.
+    """
+    check_input(x)
+    if x.dim() < 3:
+        raise SnncError(f"bn_lif expects x of shape [T, B, C, ...], got shape {tuple(x.shape)}")
+    C = x.shape[2]
+    for name, tensor in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                         ("running_var", running_var)):
+        if tensor is not None and tensor.shape != (C,):
+            raise SnncError(f"bn_lif: {name} must have shape ({C},) for {C} channels, got {tuple(tensor.shape)}")
+    if (running_mean is None) != (running_var is None):
+        raise SnncError("bn_lif: give both running_mean and running_var, or neither")
+    backend = lif_kwargs.get("backend", "auto")
+    if backend == "reference":
+        y = _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
+        return lif(y, **lif_kwargs)
+    check_backend(backend)
+    stats = lif_kwargs.pop("stats", None)
+    seed, mask_key, sg_params = (lif_kwargs.pop(k, d) for k, d in
+                                 (("seed", None), ("mask_key", (0, 0, 0)), ("sg_params", None)))
+    lif_kwargs.pop("backend", None)
+    cfg = make_config(**lif_kwargs)
+    engine = engine_for(x, backend)
+    st = bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
+    sg = surrogate_params(cfg, sg_params, x.device)
+    wants_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias))
+    if not wants_grad:
+        return run_no_grad(x, cfg, engine, st.bn, stats)
+    return BnLifFunction.apply(x, weight, bias, sg, cfg, engine, _mask(seed, mask_key), st, stats)
+
+
+def _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale):
+    """Unfused BatchNorm over the merged T*B batch with the tdBN factor (torch's own BN)."""
+    T, B = x.shape[:2]
+    merged = x.reshape(T * B, *x.shape[2:])
+    xhat = torch.nn.functional.batch_norm(merged, running_mean, running_var, None, None,
+                                          training or running_mean is None, momentum, eps)
+    y = scale * xhat
+    shape = (1, -1) + (1,) * (x.dim() - 3)
+    if weight is not None:
+        y = y * weight.view(shape)
+    if bias is not None:
+        y = y + bias.view(shape)
+    return y.view(x.shape)
