@@ -6,8 +6,8 @@ the iteration and the time step stay separate counters so that the Triton
 kernels can read the iteration from a device tensor without a host sync.
 
 The Triton path feeds (key; offset, t, iteration) to Philox in-kernel. The
-PyTorch path seeds one torch.Generator per (key, iteration, t) and draws
-U[0,1) for the N elements of that step. The two paths draw different masks
+PyTorch path seeds one torch.Generator per (key, iteration, t, block of
+CHUNK elements) and draws U[0,1) for the elements of that block. The two paths draw different masks
 with the same statistics; each is deterministic for the same key.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 _MASK64 = (1 << 64) - 1
+CHUNK = 1 << 18  # the PyTorch path's block of neurons (see snnc.ops.torch_engine)
 
 
 def _splitmix64(z: int) -> int:
@@ -39,21 +40,22 @@ def mask_key_seed(seed: int | None, rank: int, layer: int) -> int:
     return _fold(0 if seed is None else seed, rank, layer) >> 1
 
 
-def step_seed(key: int, iteration: int, t: int) -> int:
-    """The torch.Generator seed of time step t at `iteration` (PyTorch path)."""
-    return _fold(key, iteration, t) >> 1
+def uniform_block_torch(key: int, iteration: int, t: int, n0: int, n: int, device) -> torch.Tensor:
+    """The float32 draws u ~ U[0,1) of elements n0..n0+n of step t (PyTorch path).
+
+    One generator per (key, iteration, t, block of CHUNK elements): the
+    engine draws exactly the block it is working on. n0 must start a block.
+    """
+    gen = torch.Generator(device=device)
+    gen.manual_seed(_fold(key, iteration, t, n0 // CHUNK) >> 1)
+    return torch.rand(n, generator=gen, device=device)
 
 
 def keep_mask_torch(key: int, iteration: int, T: int, N: int, mask_p: float, device) -> torch.Tensor:
-    """Bool [T, N]: True where the surrogate gradient is kept (u >= mask_p), PyTorch path."""
+    """Bool [T, N]: True where the PyTorch path keeps the surrogate gradient (u >= mask_p)."""
     keep = torch.empty((T, N), dtype=torch.bool, device=device)
     for t in range(T):
-        keep[t] = keep_step_torch(key, iteration, t, N, mask_p, device)
+        for n0 in range(0, N, CHUNK):
+            n1 = min(N, n0 + CHUNK)
+            keep[t, n0:n1] = uniform_block_torch(key, iteration, t, n0, n1 - n0, device) >= mask_p
     return keep
-
-
-def keep_step_torch(key: int, iteration: int, t: int, N: int, mask_p: float, device) -> torch.Tensor:
-    """Bool [N] keep mask of one time step, PyTorch path."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(step_seed(key, iteration, t))
-    return torch.rand(N, generator=gen, device=device) >= mask_p

@@ -19,8 +19,8 @@ def _triangle(z: torch.Tensor, beta: float) -> torch.Tensor:
 
 def _rectangle(z: torch.Tensor, beta: float) -> torch.Tensor:
     # beta if |z| < 1/(2 beta) else 0
-    inside = z.abs_() < 1.0 / (2.0 * beta)
-    return z.copy_(inside).mul_(beta)
+    # Comparisons write 0/1 floats in place: no bool tensor (slow on the CPU).
+    return torch.lt(z.abs_(), 1.0 / (2.0 * beta), out=z).mul_(beta)
 
 
 def _arctan(z: torch.Tensor, beta: float) -> torch.Tensor:
@@ -30,9 +30,9 @@ def _arctan(z: torch.Tensor, beta: float) -> torch.Tensor:
 
 def _dspike(z: torch.Tensor, b: float, region: float) -> torch.Tensor:
     # b*(1 - tanh(b z)^2) / (2 tanh(b region)) on the closed support |z| <= region (SML ZDSPIKE)
-    outside = z.abs() > region
+    inside = torch.le(z.abs(), region, out=torch.empty_like(z))
     z.mul_(b).tanh_().square_().neg_().add_(1.0).mul_(b / (2.0 * math.tanh(b * region)))
-    return z.masked_fill_(outside, 0.0)
+    return z.mul_(inside)
 
 
 def _sigmoid(z: torch.Tensor, alpha: float) -> torch.Tensor:

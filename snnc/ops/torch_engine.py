@@ -1,78 +1,90 @@
-"""The PyTorch path of the fused LIF op: the same loops as the Triton kernels, in torch ops.
+"""The PyTorch path of the fused LIF op: the Triton kernels' loops, written with torch ops.
 
-Used for CPU tensors (backend "auto" or "torch"). Each loop works in place on
-buffers allocated once per call, so a step costs a handful of passes over N
-and no autograd bookkeeping. Same contract as `snnc.backends.triton.launch`:
+Used for CPU tensors (backend "auto" or "torch"). Like a Triton program, it
+walks the neurons in blocks of CHUNK and runs the whole time loop for one
+block before the next. Scratch rows come from a per-thread workspace that
+outlives the call: on the CPU, touching freshly allocated pages costs more
+than the arithmetic, so steps and calls allocate nothing but their outputs.
+Masks are 0/1 floats: float comparisons and products are much faster on the
+CPU than bool tensors with masked_fill or where.
 
+Same contract as `snnc.backends.triton.launch`:
 - `forward(x2d, cfg, bn, store_h) -> (spikes [T, N], h [T, N] or None)`
 - `backward(grad_s, state, cfg, sg_params, mask, bn) -> grad [T, N]` w.r.t.
   the LIF input (the BN output when `bn` is given). `state` is h, or x when
   `bn` is given, in which case h is recomputed into the gradient buffer first.
-
 x2d may have any stride between time steps; rows must have unit stride.
 """
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from snnc.ops.config import BnAffine, LifConfig, compute_dtype
-from snnc.ops.mask import keep_step_torch
+from snnc.ops.mask import CHUNK, uniform_block_torch
 from snnc.ops.surrogate import surrogate_grad_
 
 
-def _charge(x_t, v, cfg: LifConfig, bn: BnAffine | None, h, y):
-    """h = decay*v + input_scale*y with y = x_t, or its BN affine (METHODS §1, §9)."""
-    if bn is not None or x_t.dtype != h.dtype:
-        y.copy_(x_t)
-        if bn is not None:
-            y3 = y.view(-1, bn.channels, bn.inner)
-            y3.mul_(bn.scale[:, None]).add_(bn.shift[:, None])
-        x_t = y
-    torch.mul(v, cfg.decay, out=h)
-    if cfg.decay_input:
-        h.add_(x_t, alpha=cfg.input_scale)
-    else:
-        h.add_(x_t)
+_LOCAL = threading.local()
 
 
-def _reset(h, s_t, cfg: LifConfig, v):
-    """v = h*(1 - s) (hard) or h - vth*s (soft); both exact for s in {0, 1}."""
-    if cfg.reset == "hard":
-        torch.addcmul(h, h, s_t, value=-1.0, out=v)
-    else:
-        torch.add(h, s_t, alpha=-cfg.vth, out=v)
+def _workspace(rows: int, n: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """[rows, n] scratch, reused across calls on this thread (at most rows x CHUNK elements)."""
+    cache = _LOCAL.__dict__.setdefault("workspaces", {})
+    key = (dtype, torch.device(device))
+    ws = cache.get(key)
+    if ws is None or ws.shape[0] < rows or ws.shape[1] < n:
+        old_rows, old_n = (0, 0) if ws is None else ws.shape
+        ws = cache[key] = torch.empty((max(rows, old_rows), max(n, old_n)), dtype=dtype, device=device)
+    return ws[:rows, :n]
 
 
-def _run_forward(x2d, cfg, bn, spikes, h_out):
-    """The forward time loop; rows of `spikes` and `h_out` (storage dtype) receive s and h.
+def _blocks(N: int):
+    for n0 in range(0, N, CHUNK):
+        yield n0, min(N, n0 + CHUNK)
 
-    Either may be None: spikes then go to a scratch row, and h is not stored.
-    """
-    T, N = x2d.shape
-    dtype = x2d.dtype
-    cdt = compute_dtype(dtype)
-    if spikes is None:
-        spikes = torch.empty(N, dtype=dtype, device=x2d.device).expand(T, N)
-    in_place = h_out is not None and dtype == cdt  # compute h directly in its storage row
-    h_buf = None if in_place else torch.empty(N, dtype=cdt, device=x2d.device)
-    y = torch.empty(N, dtype=cdt, device=x2d.device)
-    v = torch.zeros(N, dtype=cdt, device=x2d.device)
-    for t in range(T):
+
+def _bn_block(bn: BnAffine | None, n0: int, n1: int):
+    """Per-element (scale, shift) of neurons n0..n1, gathered once per block for all T."""
+    if bn is None:
+        return None
+    channel = torch.arange(n0, n1, device=bn.scale.device).floor_divide_(bn.inner).remainder_(bn.channels)
+    return bn.scale[channel], bn.shift[channel]
+
+
+def _forward_block(x, cfg: LifConfig, affine, spikes, h_out, ws):
+    """The forward time loop over one block; x, spikes, h_out are [T, n] views (h_out may be None)."""
+    dtype = x.dtype
+    v, h_buf, y, s_buf = ws
+    v.zero_()
+    in_place = h_out is not None and dtype == v.dtype  # compute h directly in its storage row
+    for t in range(x.shape[0]):
         h = h_out[t] if in_place else h_buf
-        _charge(x2d[t], v, cfg, bn, h, y)
-        if dtype != cdt:
+        x_t = x[t]
+        if affine is not None or dtype != v.dtype:
+            x_t = y.copy_(x_t)
+            if affine is not None:  # METHODS §9, folded: y = x * scale[c] + shift[c]
+                y.mul_(affine[0]).add_(affine[1])
+        if cfg.decay_input:  # h = decay*v + (1 - decay)*x
+            torch.mul(x_t, cfg.input_scale, out=h).add_(v, alpha=cfg.decay)
+        else:  # h = decay*v + x
+            torch.add(x_t, v, alpha=cfg.decay, out=h)
+        if dtype != v.dtype:
             # h is rounded to the storage dtype before firing, so spikes recomputed
-            # from the stored h in backward are the forward's spikes exactly.
-            if h_out is not None:
-                h_out[t].copy_(h)
-                h.copy_(h_out[t])
-            else:
-                h.copy_(h.to(dtype))
+            # from the stored h in backward are exactly the forward's.
+            h.copy_(h.to(dtype) if h_out is None else h_out[t].copy_(h))
         elif h_out is not None and not in_place:
             h_out[t].copy_(h)
-        torch.ge(h, cfg.vth, out=spikes[t])
-        _reset(h, spikes[t], cfg, v)
+        direct = spikes is not None and spikes.dtype == v.dtype
+        s = torch.ge(h, cfg.vth, out=spikes[t] if direct else s_buf)  # METHODS §1: fire on h >= vth
+        if spikes is not None and not direct:
+            spikes[t].copy_(s)
+        if cfg.reset == "hard":  # v = h*(1 - s)
+            torch.addcmul(h, h, s, value=-1.0, out=v)
+        else:  # v = h - vth*s
+            torch.add(h, s, alpha=-cfg.vth, out=v)
 
 
 def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store_h: bool = True):
@@ -80,67 +92,66 @@ def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store
     T, N = x2d.shape
     spikes = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device)
     h = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device) if store_h else None
-    _run_forward(x2d, cfg, bn, spikes, h)
+    ws = _workspace(4, min(N, CHUNK), compute_dtype(x2d.dtype), x2d.device)
+    for n0, n1 in _blocks(N):
+        _forward_block(x2d[:, n0:n1], cfg, _bn_block(bn, n0, n1), spikes[:, n0:n1],
+                       None if h is None else h[:, n0:n1], ws[:, : n1 - n0])
     return spikes, h
 
 
-def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_params: torch.Tensor,
-             mask: tuple[int, int], bn: BnAffine | None = None) -> torch.Tensor:
-    """Gradient w.r.t. the LIF input, running the recurrence in reverse time.
+def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, ws, h_in_grad: bool):
+    """Reverse-time loop over one block (METHODS §1-§3); all tensors are [T, n] views.
 
     dL/dh[t] = g[t]*dL/ds[t] + dL/dv[t]*dv/dh[t], with g the (masked)
     surrogate and dv/dh including the reset term unless detach_reset;
     dL/dv[t-1] = decay*dL/dh[t]; dL/dx[t] = input_scale*dL/dh[t].
-    `mask` is (key, iteration) from `snnc.ops.mask`.
     """
-    T, N = state.shape
-    dtype = state.dtype
-    cdt = compute_dtype(dtype)
-    dev = state.device
-    grad = torch.empty((T, N), dtype=dtype, device=dev)
-    if bn is not None:
-        # Only x was saved: recompute h into the gradient buffer (it is overwritten in reverse).
-        _run_forward(state, cfg, bn, None, grad)
-        h_all = grad
-    else:
-        h_all = state
-    params = [float(p) for p in sg_params.tolist()]
+    cdt = ws.dtype
+    gv, sg, gh_buf, h_buf, gs_buf, not_fired = ws
+    gv.zero_()  # dL/dv after the last step
+    direct = grad.dtype == cdt and cfg.input_scale == 1.0 and not h_in_grad
     key, iteration = mask
-    iteration = int(iteration)
-    direct = dtype == cdt and cfg.input_scale == 1.0 and bn is None
-    h_buf = None if h_all.dtype == cdt else torch.empty(N, dtype=cdt, device=dev)
-    gs_buf = None if grad_s.dtype == cdt else torch.empty(N, dtype=cdt, device=dev)
-    sg = torch.empty(N, dtype=cdt, device=dev)
-    gh_buf = torch.empty(N, dtype=cdt, device=dev)
-    fired = torch.empty(N, dtype=torch.bool, device=dev)
-    gv = torch.zeros(N, dtype=cdt, device=dev)  # dL/dv[t], zero after the last step
-    for t in reversed(range(T)):
-        # In BN mode h_all is `grad`: h[t] is read in full before grad[t] is written.
-        h = h_all[t] if h_buf is None else h_buf.copy_(h_all[t])
-        gs = grad_s[t] if gs_buf is None else gs_buf.copy_(grad_s[t])
-        torch.sub(h, cfg.vth, out=sg)
-        surrogate_grad_(cfg.surrogate.name, sg, params)
-        if cfg.masked:  # METHODS §3: keep with probability 1 - mask_p
-            sg.mul_(keep_step_torch(key, iteration, t, N, cfg.mask_p, dev))
-            if cfg.rescale:
-                sg.mul_(cfg.keep_scale)
-        torch.ge(h, cfg.vth, out=fired)
+    for t in reversed(range(h_all.shape[0])):
+        # When h_all is `grad` (BN mode), h[t] is read in full before grad[t] is written.
+        h = h_all[t] if h_all.dtype == cdt else h_buf.copy_(h_all[t])
+        gs = grad_s[t] if grad_s.dtype == cdt else gs_buf.copy_(grad_s[t])
+        surrogate_grad_(cfg.surrogate.name, torch.sub(h, cfg.vth, out=sg), params)
+        if cfg.masked:  # METHODS §3: keep where u >= mask_p
+            keep = uniform_block_torch(key, iteration, t, n0, h.shape[0], h.device).to(cdt)
+            torch.ge(keep, cfg.mask_p, out=keep)
+            sg.mul_(keep.mul_(cfg.keep_scale) if cfg.rescale else keep)
         gh = grad[t] if direct else gh_buf
+        if cfg.detach_reset:
+            torch.mul(gs, sg, out=gh)
+        elif cfg.reset == "hard":  # dv/dh = (1 - s) - h*g: h*g is the gradient through the reset
+            torch.addcmul(gs, gv, h, value=-1.0, out=gh).mul_(sg)
+        else:  # dv/dh = 1 - vth*g
+            torch.add(gs, gv, alpha=-cfg.vth, out=gh).mul_(sg)
         if cfg.reset == "hard":
-            # dv/dh = (1 - s) - h*g   (the h*g term is the gradient through the reset)
-            if cfg.detach_reset:
-                torch.mul(gs, sg, out=gh)
-            else:
-                torch.addcmul(gs, gv, h, value=-1.0, out=gh).mul_(sg)
-            gh.add_(gv.masked_fill_(fired, 0.0))
+            gh.addcmul_(gv, torch.lt(h, cfg.vth, out=not_fired))  # + dL/dv * (1 - s)
         else:
-            # dv/dh = 1 - vth*g
-            if cfg.detach_reset:
-                torch.mul(gs, sg, out=gh)
-            else:
-                torch.add(gs, gv, alpha=-cfg.vth, out=gh).mul_(sg)
             gh.add_(gv)
         torch.mul(gh, cfg.decay, out=gv)
         if not direct:
             torch.mul(gh, cfg.input_scale, out=grad[t])
+
+
+def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_params: torch.Tensor,
+             mask: tuple, bn: BnAffine | None = None) -> torch.Tensor:
+    """Gradient w.r.t. the LIF input, [T, N] in the state's dtype; `mask` is (key, iteration)."""
+    T, N = state.shape
+    cdt = compute_dtype(state.dtype)
+    grad = torch.empty((T, N), dtype=state.dtype, device=state.device)
+    params = [float(p) for p in sg_params.tolist()]
+    mask = (mask[0], int(mask[1]))
+    ws = _workspace(6, min(N, CHUNK), cdt, state.device)
+    for n0, n1 in _blocks(N):
+        ws_n = ws[:, : n1 - n0]
+        if bn is not None:
+            # Only x was saved: recompute this block's h into the gradient buffer.
+            _forward_block(state[:, n0:n1], cfg, _bn_block(bn, n0, n1), None, grad[:, n0:n1], ws_n[:4])
+            h_all = grad[:, n0:n1]
+        else:
+            h_all = state[:, n0:n1]
+        _backward_block(grad_s[:, n0:n1], h_all, grad[:, n0:n1], cfg, params, mask, n0, ws_n, bn is not None)
     return grad
