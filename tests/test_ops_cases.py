@@ -1,0 +1,96 @@
+"""Shared LIF test cases and comparisons (imported by the other test_ops_* and test_triton_* files).
+
+Inputs are random, scaled so that a good fraction of neurons fire and many h
+values fall inside every surrogate's support; the tests at the bottom check
+that property, so a grid of comparisons can never pass on all-silent inputs.
+"""
+
+import itertools
+
+import pytest
+import torch
+
+from snnc.frontend.spelling import parse_surrogate
+from snnc.ops.reference import lif_reference, surrogate_reference
+
+SURROGATES = ["triangle(beta=2.0)", "rectangle(beta=0.75)", "arctan(beta=1.5)", "dspike(b=2.5, region=1.0)",
+              "sigmoid(alpha=4.0)"]
+DECAY_FORMS = {"decay": dict(decay=0.75), "tau": dict(tau=2.0, decay_input=True)}
+RESETS = ["hard", "soft"]
+
+
+def grid():
+    """(surrogate, reset, decay form, detach_reset, mask_p) for every combination."""
+    return list(itertools.product(SURROGATES, RESETS, DECAY_FORMS, [False, True], [0.0, 0.5]))
+
+
+def grid_id(case) -> str:
+    sur, reset, form, detach, p = case
+    return f"{sur.split('(')[0]}-{reset}-{form}-{'detach' if detach else 'grad'}-p{p}"
+
+
+def lif_kwargs(case, vth=1.0) -> dict:
+    sur, reset, form, detach, p = case
+    return dict(surrogate=sur, reset=reset, detach_reset=detach, mask_p=p, vth=vth, **DECAY_FORMS[form])
+
+
+def make_input(T, shape, dtype=torch.float64, seed=0, vth=1.0, gain=1.0):
+    """x [T, *shape]: mean 0.55*vth, std 0.7*vth (times `gain`), so neurons fire often but not always."""
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn((T, *shape), generator=gen, dtype=torch.float64) * 0.7 + 0.55) * vth * gain
+    return x.to(dtype).requires_grad_()
+
+
+def gain(kwargs: dict) -> float:
+    """Input gain that undoes the (1 - decay) factor of decay_input, keeping firing rates alike."""
+    return kwargs["tau"] if "tau" in kwargs else 1.0
+
+
+def reference_kwargs(kwargs: dict) -> dict:
+    """lif kwargs as `lif_reference` takes them (tau resolved to decay, no backend/mask key)."""
+    out = {k: v for k, v in kwargs.items() if k not in ("tau", "mask_p", "seed", "mask_key", "backend")}
+    if "tau" in kwargs:
+        out["decay"] = 1.0 - 1.0 / kwargs["tau"]
+    out.setdefault("decay", 0.5)
+    out.setdefault("vth", 1.0)
+    out.setdefault("reset", "hard")
+    out.setdefault("decay_input", False)
+    out.setdefault("detach_reset", False)
+    out.setdefault("surrogate", "triangle(beta=1.0)")
+    out["mask_p"] = kwargs.get("mask_p", 0.0)
+    return out
+
+
+def run(fn, x, seed=1):
+    """(spikes, dL/dx) for a random upstream gradient."""
+    spikes = fn(x)
+    gen = torch.Generator().manual_seed(seed)
+    grad_out = torch.randn(spikes.shape, generator=gen, dtype=torch.float64).to(spikes.dtype)
+    (grad_x,) = torch.autograd.grad(spikes, x, grad_out)
+    return spikes.detach(), grad_x
+
+
+def assert_matches(spikes, grad, ref_spikes, ref_grad, rtol=1e-5):
+    """Spikes exactly equal; gradients equal to rtol relative to the largest reference gradient."""
+    assert spikes.dtype == ref_spikes.dtype
+    assert torch.equal(spikes, ref_spikes), f"{(spikes != ref_spikes).sum().item()} spikes differ"
+    scale = ref_grad.abs().max().item()
+    assert scale > 0, "the reference gradient is zero everywhere: the case tests nothing"
+    torch.testing.assert_close(grad, ref_grad, rtol=rtol, atol=rtol * scale)
+
+
+def reference(x, kwargs, keep=None, record=None):
+    return lif_reference(x, keep=keep, record=record, **reference_kwargs(kwargs))
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES)
+@pytest.mark.parametrize("form", list(DECAY_FORMS))
+def test_inputs_fire_often_and_reach_every_support(surrogate, form):
+    kwargs = dict(surrogate=surrogate, **DECAY_FORMS[form])
+    x = make_input(7, (3, 37), gain=gain(kwargs))
+    record = {}
+    spikes = reference(x, kwargs, record=record).detach()
+    assert 0.15 < spikes.mean().item() < 0.85
+    spec = parse_surrogate(surrogate)
+    g = surrogate_reference(spec.name, record["h"] - 1.0, [value for _, value in spec.params])
+    assert (g > 1e-3).double().mean().item() > 0.2  # many h inside the support
