@@ -15,7 +15,8 @@ from snnc.ops.reference import lif_reference, surrogate_reference
 
 SURROGATES = ["triangle(beta=2.0)", "rectangle(beta=0.75)", "arctan(beta=1.5)", "dspike(b=2.5, region=1.0)",
               "sigmoid(alpha=4.0)"]
-DECAY_FORMS = {"decay": dict(decay=0.75), "tau": dict(tau=2.0, decay_input=True)}
+# The tau form uses MSG's settings (tau = 2, vth = 0.5), so vth != 1 is covered too.
+DECAY_FORMS = {"decay": dict(decay=0.75), "tau": dict(tau=2.0, decay_input=True, vth=0.5)}
 RESETS = ["hard", "soft"]
 
 
@@ -29,9 +30,9 @@ def grid_id(case) -> str:
     return f"{sur.split('(')[0]}-{reset}-{form}-{'detach' if detach else 'grad'}-p{p}"
 
 
-def lif_kwargs(case, vth=1.0) -> dict:
+def lif_kwargs(case) -> dict:
     sur, reset, form, detach, p = case
-    return dict(surrogate=sur, reset=reset, detach_reset=detach, mask_p=p, vth=vth, **DECAY_FORMS[form])
+    return dict(surrogate=sur, reset=reset, detach_reset=detach, mask_p=p, **DECAY_FORMS[form])
 
 
 def make_input(T, shape, dtype=torch.float64, seed=0, vth=1.0, gain=1.0):
@@ -42,8 +43,8 @@ def make_input(T, shape, dtype=torch.float64, seed=0, vth=1.0, gain=1.0):
 
 
 def gain(kwargs: dict) -> float:
-    """Input gain that undoes the (1 - decay) factor of decay_input, keeping firing rates alike."""
-    return kwargs["tau"] if "tau" in kwargs else 1.0
+    """Input gain for vth and the (1 - decay) = 1/tau factor of decay_input, keeping firing rates alike."""
+    return kwargs.get("tau", 1.0) * kwargs.get("vth", 1.0)
 
 
 def reference_kwargs(kwargs: dict) -> dict:
@@ -92,5 +93,5 @@ def test_inputs_fire_often_and_reach_every_support(surrogate, form):
     spikes = reference(x, kwargs, record=record).detach()
     assert 0.15 < spikes.mean().item() < 0.85
     spec = parse_surrogate(surrogate)
-    g = surrogate_reference(spec.name, record["h"] - 1.0, [value for _, value in spec.params])
+    g = surrogate_reference(spec.name, record["h"] - kwargs.get("vth", 1.0), [value for _, value in spec.params])
     assert (g > 1e-3).double().mean().item() > 0.2  # many h inside the support

@@ -1,0 +1,150 @@
+"""Generated Triton LIF kernels (run by the interpreter on the CPU) against the eager reference."""
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from snnc.backends.triton import launch  # noqa: E402
+from snnc.ops import bn_lif, lif  # noqa: E402
+from snnc.ops.config import make_config  # noqa: E402
+from snnc.ops.mask import mask_key_seed  # noqa: E402
+from test_ops_cases import assert_matches, gain, grid, grid_id, lif_kwargs, make_input, reference, run  # noqa: E402
+
+MASK = dict(seed=11, mask_key=(0, 3, 9))
+
+
+def triton_keep(x, p, seed=11, mask_key=(0, 3, 9)):
+    """The mask exactly as the backward kernel draws it (same Philox code, rendered from the same hook)."""
+    key = mask_key_seed(seed, mask_key[0], mask_key[1])
+    return launch.keep_mask(key, mask_key[2], x.shape[0], x[0].numel(), p, x.device).view(x.shape)
+
+
+def check_against_reference(x, kwargs):
+    got = run(lambda x: lif(x, backend="triton", **MASK, **kwargs), x)
+    keep = triton_keep(x, kwargs["mask_p"]) if kwargs.get("mask_p") else None
+    want = run(lambda x: reference(x, kwargs, keep=keep), x)
+    assert_matches(*got, *want)
+
+
+@pytest.mark.parametrize("T", [1, 4, 7])
+@pytest.mark.parametrize("case", grid(), ids=grid_id)
+def test_triton_matches_reference(case, T):
+    kwargs = lif_kwargs(case)
+    check_against_reference(make_input(T, (37,), gain=gain(kwargs)), kwargs)
+
+
+@pytest.mark.parametrize("T", [1, 4, 7])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_runtime_T_kernels_match_reference(T, reset, monkeypatch):
+    monkeypatch.setattr(launch, "MAX_STATIC_T", 0)
+    kwargs = dict(surrogate="dspike(b=2.5, region=1.0)", reset=reset, mask_p=0.5)
+    assert launch.spec_for(make_config(**kwargs), torch.float64, T, False).T is None
+    check_against_reference(make_input(T, (3, 37)), kwargs)
+
+
+def test_float32_spikes_exact_and_gradients_close():
+    x = make_input(4, (3, 101), dtype=torch.float32)
+    kwargs = dict(surrogate="sigmoid(alpha=4.0)", decay=0.5)
+    check_against_reference(x, kwargs)
+
+
+def test_float16_on_an_exact_grid():
+    # decay = 1 and x on a 1/8 grid keep every h exact in float16 (see test_ops_lif).
+    gen = torch.Generator().manual_seed(0)
+    x64 = torch.randint(-12, 20, (7, 3, 37), generator=gen).double() / 8
+    x16 = x64.half().requires_grad_()
+    kwargs = dict(surrogate="triangle(beta=1.0)", decay=1.0, reset="soft")
+    spikes, grad = run(lambda x: lif(x, backend="triton", **kwargs), x16)
+    ref_spikes, ref_grad = run(lambda x: reference(x, kwargs), x64.requires_grad_())
+    assert spikes.dtype == torch.float16 and grad.dtype == torch.float16
+    assert torch.equal(spikes.double(), ref_spikes)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=2e-3, atol=2e-3 * ref_grad.abs().max().item())
+
+
+def test_float16_matches_the_torch_path_bit_for_bit():
+    # Both paths compute in float32 and round h to float16 before firing.
+    x = make_input(4, (3, 37), dtype=torch.float16)
+    kwargs = dict(surrogate="arctan(beta=1.5)", decay=0.5)
+    a = run(lambda x: lif(x, backend="triton", **kwargs), x)
+    b = run(lambda x: lif(x, backend="torch", **kwargs), x)
+    assert torch.equal(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1], rtol=1e-3, atol=1e-3)
+
+
+def test_non_contiguous_input():
+    base = make_input(6, (8, 37))
+    x = base.detach()[::2, :, ::3].transpose(1, 2).requires_grad_()
+    check_against_reference(x, dict(surrogate="rectangle(beta=0.75)", mask_p=0.0))
+
+
+def test_strided_time_steps_are_read_in_place():
+    base = make_input(8, (2, 37))
+    x = base.detach()[::2].requires_grad_()  # steps 2 rows apart, each row contiguous
+    check_against_reference(x, dict(surrogate="triangle(beta=2.0)", mask_p=0.0))
+
+
+def test_triton_masks_are_reproducible_and_keep_one_minus_p():
+    T, N, p = 4, 4099, 0.5
+    key = mask_key_seed(11, 0, 3)
+    a = launch.keep_mask(key, 9, T, N, p, "cpu")
+    assert torch.equal(a, launch.keep_mask(key, 9, T, N, p, "cpu"))
+    sigma = (p * (1 - p) / a.numel()) ** 0.5
+    assert abs(a.double().mean().item() - (1 - p)) < 3 * sigma
+    others = [a[t] for t in range(T)] + [launch.keep_mask(key, 10, 1, N, p, "cpu")[0],
+                                         launch.keep_mask(mask_key_seed(11, 0, 4), 9, 1, N, p, "cpu")[0]]
+    sigma_agree = (0.25 / N) ** 0.5
+    for i in range(len(others)):
+        for j in range(i):
+            agree = (others[i] == others[j]).double().mean().item()
+            assert abs(agree - 0.5) < 3.5 * sigma_agree, (i, j)
+
+
+def test_iteration_tensor_and_int_give_the_same_mask():
+    x = make_input(4, (37,))
+    kwargs = dict(mask_p=0.5, seed=1)
+    a = run(lambda x: lif(x, backend="triton", mask_key=(0, 1, 5), **kwargs), x)
+    b = run(lambda x: lif(x, backend="triton", mask_key=(0, 1, torch.tensor(5)), **kwargs), x)
+    c = run(lambda x: lif(x, backend="triton", mask_key=(0, 1, 6), **kwargs), x)
+    assert torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
+
+
+def test_mask_p_zero_is_bit_identical_to_unmasked():
+    x = make_input(4, (37,))
+    a = run(lambda x: lif(x, backend="triton", mask_p=0.0, seed=5), x)
+    b = run(lambda x: lif(x, backend="triton"), x)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_changing_sg_params_reuses_the_kernel():
+    from snnc.backends.triton.loader import _load
+
+    x = make_input(4, (37,))
+    run(lambda x: lif(x, backend="triton", sg_params=torch.tensor([1.0])), x)
+    before = _load.cache_info().currsize
+    _, g2 = run(lambda x: lif(x, backend="triton", sg_params=torch.tensor([2.0])), x)
+    _, want = run(lambda x: reference(x, dict(surrogate="triangle(beta=2.0)")), x)
+    assert _load.cache_info().currsize == before
+    torch.testing.assert_close(g2, want)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_bn_lif_triton_matches_torch_batchnorm_and_reference(training):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 2, 3, 5, 7, generator=gen, dtype=torch.float64).requires_grad_()
+    weight = (torch.rand(3, generator=gen, dtype=torch.float64) + 0.5).requires_grad_()
+    bias = (torch.randn(3, generator=gen, dtype=torch.float64) * 0.3 + 0.5).requires_grad_()
+    stats = [torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64) + 0.5]
+    kwargs = dict(training=training, momentum=0.1, eps=1e-5, scale=0.7, surrogate="sigmoid(alpha=4.0)",
+                  reset="soft")
+    mine = [s.clone() for s in stats]
+    spikes = bn_lif(x, weight, bias, *mine, backend="triton", **kwargs)
+    ref = [s.clone() for s in stats]
+    ref_spikes = bn_lif(x, weight, bias, *ref, backend="reference", **kwargs)
+    assert torch.equal(spikes, ref_spikes)
+    g = torch.randn(spikes.shape, generator=gen, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad(spikes, (x, weight, bias), g),
+                    torch.autograd.grad(ref_spikes, (x, weight, bias), g)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
+    for a, b in zip(mine, ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
