@@ -41,3 +41,8 @@ def python_name(node_name: str) -> str:
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         name += "_"
     return name
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe for a `#` comment in generated code: one line of printable ASCII."""
+    return "".join(ch if (" " <= ch <= "~") else "?" for ch in str(text))

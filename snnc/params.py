@@ -109,6 +109,11 @@ class Param:
             if isinstance(value, str):
                 return value
             raise ParamError(f"'{self.name}' must be a name, not {format_value(value)}")
+        if kind == "floats":
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(i, bool) or not isinstance(i, (int, float)) for i in items):
+                raise ParamError(f"'{self.name}' must be a list of numbers, not {format_value(value)}")
+            return tuple(float(i) for i in items)
         if kind == "ints":
             items = value if isinstance(value, (list, tuple)) else (value,)
             out = []

@@ -10,6 +10,7 @@ from snnc.frontend import ast
 from snnc.ir.graph import Graph
 from snnc.ir.verify import verify
 from snnc.passes import Step, run_pipeline
+from snnc.recipes import DEFAULT, RecipeSet, parse_recipe
 
 FRONTEND_STEPS = [Step("expand-blocks")]
 
@@ -20,15 +21,36 @@ class Compiled:
 
     source_file: str
     network: ast.Network
+    recipe: RecipeSet
     graph: Graph
     stages: list[tuple[str, Graph]] = field(default_factory=list)  # (pass name, IR after it)
 
 
+def recipe_steps(recipe: RecipeSet, fuse: bool = True) -> list[Step]:
+    """The training passes a recipe selects, in pipeline order."""
+    steps = [Step("annotate-surrogate", {"cpng": recipe.get("cpng")})]
+    if "msg" in recipe:
+        steps.append(Step("annotate-mask", dict(recipe.get("msg"))))
+    if "sml" in recipe:
+        steps.append(Step("insert-surrogate-modules", {**recipe.get("sml"), "loc": recipe.calls["sml"].loc}))
+    if "two" in recipe:
+        steps.append(Step("attach-decoding", dict(recipe.get("two"))))
+    steps.append(Step("attach-loss", {"loss": recipe.loss, "tet": recipe.get("tet"), "sml": recipe.get("sml")}))
+    if "tit" in recipe:
+        steps.append(Step("schedule-time", {"stages": recipe.get("tit")["stages"]}))
+    if fuse:
+        steps.append(Step("fuse-lif"))
+    return steps
+
+
 def compile_source(path_or_text: str | Path, overrides: dict | None = None, file: str | None = None,
-                   steps: list[Step] | None = None) -> Compiled:
+                   recipe: str | None = None, fuse: bool = True) -> Compiled:
+    """Frontend, then the recipe's passes (none when `recipe` is None), verifying after each."""
     net, graph = frontend.load(path_or_text, overrides, file)
     verify(graph)
+    named = {r.name: r for r in net.recipes}
+    recipes = parse_recipe(recipe or DEFAULT, named)
+    steps = list(FRONTEND_STEPS) + (recipe_steps(recipes, fuse) if recipe is not None else [])
     stages = [("build", graph)]
-    final = run_pipeline(graph, list(FRONTEND_STEPS) + list(steps or []),
-                         on_step=lambda i, name, g: stages.append((name, g)))
-    return Compiled(file or str(path_or_text), net, final, stages)
+    final = run_pipeline(graph, steps, on_step=lambda i, name, g: stages.append((name, g)))
+    return Compiled(file or str(path_or_text), net, recipes, final, stages)

@@ -12,7 +12,7 @@ from snnc.diagnostics import SnncError, did_you_mean, render
 def _compile(args, path):
     from snnc.pipeline import compile_source
 
-    return compile_source(path, overrides(args))
+    return compile_source(path, overrides(args), recipe=getattr(args, "recipe", None))
 
 
 # ---------------------------------------------------------------- check
@@ -169,4 +169,10 @@ def _add_passes(sub, common):
     p.set_defaults(func=cmd_passes)
 
 
-REGISTRARS = [_add_check, _add_ir, _add_info, _add_passes]
+def _registrars():
+    from snnc.cli import build_commands
+
+    return [_add_check, _add_ir, _add_info, _add_passes] + build_commands.REGISTRARS
+
+
+REGISTRARS = _registrars()

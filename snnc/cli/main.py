@@ -59,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv and argv[:1] != ["train"]:  # `snnc run FILE ... -- --lr 0.01` passes the rest to train.py
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    args.extra = extra
     try:
         return int(args.func(args) or 0)
     except SnncError as err:

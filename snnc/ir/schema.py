@@ -127,3 +127,30 @@ register(OpSchema("identity", "passes its input through; marks a block output af
 
 def schema(op: str) -> OpSchema:
     return SCHEMAS[op]
+
+
+# ---- ops and attributes that training passes add (snnc/passes/*)
+register(OpSchema("mean_t", "mean over the time dimension: [T,B,...] -> [B,...]", infer=shapes.mean_t))
+register(OpSchema("leaky_relu", "leaky ReLU (SML modules are ANN branches)",
+                  attrs=(Param("slope", "float", 0.01, lo=0.0),), aux_only=True))
+register(OpSchema("two_decode", "temporally weighted output f[t] * O[t] (METHODS §8)",
+                  attrs=(Param("m", "float", REQUIRED, lo=0.0, hi=1.0, hi_open=True),
+                         Param("warmup", "int", REQUIRED, lo=0)), dsl=False))
+register(OpSchema("time_weights", "constant per-step output weights f[t] * O[t] (TWO, baked)",
+                  attrs=(Param("weights", "floats", REQUIRED),), dsl=False))
+_LOSS = dict(min_inputs=1, max_inputs=None, infer=shapes.none, dsl=False, aux_only=True)
+register(OpSchema("sdt_loss", "CE(mean_t O[t], y) (METHODS §4)", **_LOSS))
+register(OpSchema("tet_loss", "(1-lam) mean_t CE(O[t], y) + lam mean((O - phi)^2) (METHODS §4)",
+                  attrs=(Param("lam", "float", REQUIRED, lo=0.0, hi=1.0), Param("phi", "float", REQUIRED)), **_LOSS))
+register(OpSchema("sml_loss", "surrogate-module distillation loss; inputs: O, then each module's logits (METHODS §6)",
+                  attrs=(Param("alpha", "float", REQUIRED, lo=0.0), Param("lam", "float", REQUIRED, lo=0.0, hi=1.0),
+                         Param("tdis", "float", REQUIRED, lo=0.0, lo_open=True),
+                         Param("inner", "enum", REQUIRED, choices=("sdt", "tet")),
+                         Param("tet_lam", "float", OPTIONAL, lo=0.0, hi=1.0), Param("phi", "float", OPTIONAL)),
+                  **_LOSS))
+extend("lif",
+       Param("layer", "int", OPTIONAL, lo=0, doc="index among the network's LIF layers (mask key, CPNG logs)"),
+       Param("adaptive_beta", "bool", OPTIONAL, doc="CPNG adapts this layer's beta every epoch"),
+       Param("mask_p", "float", OPTIONAL, lo=0.0, hi=1.0, hi_open=True, doc="MSG masking probability"),
+       Param("mask_rescale", "bool", OPTIONAL, doc="MSG: divide kept gradients by 1 - mask_p"),
+       Param("fuse_bn", "bool", OPTIONAL, doc="the preceding bn runs inside this layer's kernels"))

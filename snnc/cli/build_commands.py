@@ -1,0 +1,143 @@
+"""Subcommands that build and train: recipes, compile, train, run."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+from snnc.cli.main import add_set_option, overrides
+from snnc.diagnostics import SnncError
+
+
+def cmd_recipes(args) -> int:
+    from snnc.recipes import describe_all
+
+    print(describe_all())
+    return 0
+
+
+def _add_recipes(sub, common):
+    p = sub.add_parser("recipes", parents=[common], help="list the training recipes",
+                       description="List every recipe with its parameters, defaults and source paper.")
+    p.set_defaults(func=cmd_recipes)
+
+
+def cmd_compile(args) -> int:
+    from snnc.compiler import compile_to
+
+    compiled = compile_to(args.file, args.recipe, args.out, overrides(args), args.backend, fuse=not args.no_fuse)
+    print(f"compiled {compiled.graph.network} with {compiled.recipe.slug()} into {args.out}/ "
+          f"({len(compiled.stages)} IR dumps, model.py, train.py)")
+    print(f"train it with: snnc train {args.out} --data digits   (or: python {args.out}/train.py --help)")
+    return 0
+
+
+def _add_compile(sub, common):
+    p = sub.add_parser("compile", parents=[common], help="write the training artifacts",
+                       description="Compile FILE with a recipe into DIR: IR dumps, Triton kernels, model.py, "
+                                   "train.py and manifest.json.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--recipe", default="sdt", help="e.g. sml+tet or 'sml(n=3)+tet(lam=0.001)' (default: sdt)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (replaced if it exists)")
+    p.add_argument("--backend", choices=("auto", "triton", "torch"), default="auto",
+                   help="LIF kernels: auto = Triton on CUDA, PyTorch on the CPU (default: auto)")
+    p.add_argument("--no-fuse", action="store_true", help="keep BN and LIF as separate ops")
+    add_set_option(p)
+    p.set_defaults(func=cmd_compile)
+
+
+def run_train_script(build_dir: str | Path, argv: list[str]) -> int:
+    """Runs BUILD_DIR/train.py in this process, exactly as `python BUILD_DIR/train.py ARGV` would."""
+    script = Path(build_dir) / "train.py"
+    if not script.is_file():
+        raise SnncError(f"{build_dir} has no train.py", hint="create it with snnc compile FILE --recipe R -o DIR")
+    saved = sys.argv
+    sys.argv = [str(script)] + list(argv)
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def cmd_train(args) -> int:
+    return run_train_script(args.dir, args.train_args)
+
+
+def _add_train(sub, common):
+    p = sub.add_parser("train", parents=[common], help="run a compiled folder's train.py",
+                       description="Run DIR/train.py with the remaining arguments: `snnc train DIR --epochs 5` is "
+                                   "`python DIR/train.py --epochs 5`. See `snnc train DIR --help`.",
+                       add_help=False)
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("train_args", nargs="...", help="options for train.py (e.g. --data digits --epochs 5)")
+    p.set_defaults(func=cmd_train)
+
+
+def _free_folder(base: Path) -> Path:
+    if not base.exists():
+        return base
+    i = 2
+    while Path(f"{base}-{i}").exists():
+        i += 1
+    return Path(f"{base}-{i}")
+
+
+def cmd_run(args) -> int:
+    from snnc.compiler import compile_to
+
+    build = Path(args.build_dir) if args.build_dir else None
+    compiled = None
+    if build is None:
+        from snnc.pipeline import compile_source
+
+        compiled = compile_source(args.file, overrides(args), recipe=args.recipe)
+        build = Path("build") / f"{compiled.graph.network}-{compiled.recipe.slug()}"
+    compiled = compile_to(args.file, args.recipe, build, overrides(args))
+    run_dir = Path(args.out) if args.out else _free_folder(Path("runs") / f"{compiled.graph.network}-"
+                                                                           f"{compiled.recipe.slug()}")
+    print(f"[1/3] compiled {compiled.graph.network} with {compiled.recipe.canonical()} into {build}/")
+    train_argv = ["--data", args.data, "--epochs", str(args.epochs), "--out", str(run_dir),
+                  "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed)] + args.extra
+    print(f"[2/3] training: python {build}/train.py {' '.join(train_argv)}")
+    code = run_train_script(build, train_argv)
+    if code != 0:
+        return code
+    return export_after_run(run_dir, args)
+
+
+def export_after_run(run_dir: Path, args) -> int:
+    try:
+        from snnc.export import export_run
+    except ImportError:
+        print("[3/3] export: not available in this version")
+        return 0
+    deploy = run_dir / "deploy"
+    result = export_run(run_dir, deploy)
+    print(f"[3/3] exported {deploy}/: deployed test accuracy {100 * result['test_acc']:.2f}% "
+          f"(trained model: {100 * result['trained_test_acc']:.2f}%)")
+    return 0
+
+
+def _add_run(sub, common):
+    p = sub.add_parser("run", parents=[common], help="compile, train and export in one go",
+                       description="Compile FILE with a recipe, train it briefly and export the deployable model. "
+                                   "Options after -- go to train.py: snnc run FILE -- --lr 0.01")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--recipe", default="sdt", help="(default: sdt)")
+    p.add_argument("--data", default="digits", help="(default: digits, bundled with scikit-learn)")
+    p.add_argument("--epochs", type=int, default=8, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.01, help="peak AdamW learning rate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--build-dir", metavar="DIR", help="where to compile (default: build/NETWORK-RECIPE)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/NETWORK-RECIPE[-N])")
+    add_set_option(p)
+    p.set_defaults(func=cmd_run)
+
+
+REGISTRARS = [_add_recipes, _add_compile, _add_train, _add_run]

@@ -1,0 +1,117 @@
+"""`snnc compile`: run the pipeline and write the training artifacts of DESIGN.md.
+
+DIR/ir/NN-<pass>.ir    the IR after each step
+DIR/model.ir           the final training IR (what `snnc export` starts from)
+DIR/kernels/*.py       the generated Triton kernels, one pair per LIF specialization
+DIR/model.py           build_model() -> nn.Module
+DIR/train.py           the training script
+DIR/source.snn         the network source, as compiled
+DIR/manifest.json      source hash, recipe, resolved parameters, passes, snnc version
+
+The folder is written next to DIR under a temporary name and renamed into
+place, so an interrupted compile never leaves a half-written DIR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from snnc import __version__
+from snnc.backends.torch.render import render_model, render_train
+from snnc.diagnostics import SnncError
+from snnc.ir.printer import print_graph
+from snnc.pipeline import Compiled, compile_source
+
+BACKENDS = ("auto", "triton", "torch")
+
+
+def kernel_files(compiled: Compiled) -> dict[str, str]:
+    """{file name: Triton source} for every distinct LIF specialization of the training graph."""
+    from snnc.backends.triton import LifSpec, kernel_sources
+
+    files: dict[str, str] = {}
+    T = int(compiled.graph.params["T"])
+    for node in compiled.graph.nodes:
+        if node.op != "lif" or node.role != "main":
+            continue
+        a = node.attrs
+        spec = LifSpec.from_attrs(decay=a["decay"], vth=a["vth"], reset=a["reset"], decay_input=a["decay_input"],
+                                  detach_reset=a["detach_reset"], surrogate=str(a["surrogate"]),
+                                  mask_p=a.get("mask_p", 0.0), rescale=a.get("mask_rescale", False),
+                                  fused_bn=bool(a.get("fuse_bn", False)), T=T)
+        files.update(kernel_sources(spec))
+    return files
+
+
+def manifest(compiled: Compiled, source_text: str, overrides: dict, backend: str) -> dict:
+    return {
+        "snnc_version": __version__,
+        "network": compiled.graph.network,
+        "source": compiled.source_file,
+        "source_sha256": hashlib.sha256(source_text.encode("utf-8")).hexdigest(),
+        "recipe": compiled.recipe.canonical(),
+        "recipe_slug": compiled.recipe.slug(),
+        "params": dict(compiled.graph.params),
+        "overrides": dict(overrides),
+        "passes": [name for name, _ in compiled.stages],
+        "backend": backend,
+        "input": {"kind": compiled.graph.node("x").attrs["kind"], "dims": list(compiled.graph.node("x").attrs["dims"])},
+        "classes": compiled.graph.node(compiled.graph.output).shape[-1],
+    }
+
+
+def _write(folder: Path, compiled: Compiled, source_text: str, overrides: dict, backend: str) -> None:
+    (folder / "ir").mkdir(parents=True)
+    for i, (name, graph) in enumerate(compiled.stages):
+        (folder / "ir" / f"{i:02d}-{name}.ir").write_text(print_graph(graph, name))
+    (folder / "model.ir").write_text(print_graph(compiled.graph, compiled.stages[-1][0]))
+    (folder / "kernels").mkdir()
+    for name, text in sorted(kernel_files(compiled).items()):
+        (folder / "kernels" / name).write_text(text)
+    recipe = compiled.recipe.canonical()
+    source = Path(compiled.source_file).name
+    (folder / "model.py").write_text(render_model(compiled.graph, source, recipe, backend))
+    (folder / "train.py").write_text(render_train(compiled.graph, source, recipe, compiled.recipe.slug()))
+    (folder / "source.snn").write_text(source_text)
+    (folder / "manifest.json").write_text(json.dumps(manifest(compiled, source_text, overrides, backend),
+                                                     indent=1, sort_keys=True) + "\n")
+
+
+def replace_folder(tmp: Path, out: Path, marker: str) -> None:
+    """Moves `tmp` to `out`; an existing `out` must be ours (hold `marker`) and is replaced."""
+    if out.exists():
+        if not (out / marker).exists() and any(out.iterdir()):
+            raise SnncError(f"{out} exists and is not an snnc output folder (no {marker})",
+                            hint="choose another -o folder, or empty this one")
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+
+
+def compile_to(source: str | Path, recipe: str, out: str | Path, overrides: dict | None = None,
+               backend: str = "auto", fuse: bool = True, file: str | None = None) -> Compiled:
+    if backend not in BACKENDS:
+        raise SnncError(f"unknown backend '{backend}'", hint="one of " + ", ".join(BACKENDS))
+    overrides = dict(overrides or {})
+    compiled = compile_source(source, overrides, file=file, recipe=recipe, fuse=fuse)
+    source_text = compiled.network.source
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tmp.rmdir()
+        _write(tmp, compiled, source_text, overrides, backend)
+        replace_folder(tmp, out, "manifest.json")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return compiled

@@ -1,0 +1,71 @@
+"""Atomic checkpoints that load without unpickling arbitrary objects.
+
+A checkpoint is written to a temporary file in the same folder, flushed and
+fsynced, then renamed over the old one, so a crash at any instant leaves either
+the previous checkpoint or the new one, never a half-written file. Loading uses
+`torch.load(weights_only=True)`: tensors, numbers, strings, lists and dicts only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from snnc.diagnostics import SnncError
+
+FORMAT = "snnc-checkpoint-v1"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(state: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def load(path: str | Path) -> dict:
+    """The checkpoint at `path`, or a clear SnncError if it is missing, truncated or not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise SnncError(f"no checkpoint at {path}", None, "train first, or pass the right run folder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or foreign files all land here
+        raise SnncError(f"{path} is not a readable checkpoint ({exc.__class__.__name__}: {str(exc)[:200]})",
+                        None, "it may be truncated or corrupted; use an earlier checkpoint or retrain") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise SnncError(f"{path} is not an snnc checkpoint", None, f"expected format {FORMAT}")
+    return state
+
+
+def clean_stale_temporaries(folder: str | Path) -> None:
+    """Removes temporaries left by a process killed mid-write (they are never loaded)."""
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,177 @@
+"""Datasets for generated training scripts: `digits`, `cifar10:PATH`, `cifar100:PATH`, `synthetic`, `dvs:PATH`.
+
+Every dataset is held in memory as tensors. Augmentation runs on whole batches
+with a generator seeded from (seed, epoch, rank), so a resumed run sees
+exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from snnc.diagnostics import SnncError
+
+SPECS = "digits | cifar10:PATH | cifar100:PATH | synthetic[:N] | dvs:PATH"
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass
+class Data:
+    name: str
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    classes: int
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+
+def _data_error(message: str, hint: str | None = None) -> SnncError:
+    return SnncError(message, None, hint or f"data specs: {SPECS}")
+
+
+def load(spec: str) -> Data:
+    """The dataset named by `spec`; a bad spec or path is a clear SnncError."""
+    kind, _, path = spec.partition(":")
+    if kind == "digits" and not path:
+        return digits()
+    if kind == "synthetic":
+        n = 512
+        if path:
+            if not path.isdigit() or not 8 <= int(path) <= 1_000_000:
+                raise _data_error(f"synthetic:{path}: N must be an integer in [8, 1000000]")
+            n = int(path)
+        return synthetic(n)
+    if kind in ("cifar10", "cifar100"):
+        if not path:
+            raise _data_error(f"{kind} needs a folder: --data {kind}:PATH")
+        return cifar(kind, Path(path))
+    if kind == "dvs":
+        if not path:
+            raise _data_error("dvs needs a folder: --data dvs:PATH")
+        return dvs(Path(path))
+    raise _data_error(f"unknown data spec '{spec}'")
+
+
+def digits() -> Data:
+    """scikit-learn's bundled 8x8 digits: stratified 75/25 split, standardised with train statistics."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    idx = torch.arange(len(y)).numpy()
+    tr, te = train_test_split(idx, test_size=0.25, stratify=bunch.target, random_state=0)
+    tr, te = torch.as_tensor(tr), torch.as_tensor(te)
+    mean, std = x[tr].mean(), x[tr].std()
+    x = (x - mean) / std
+    return Data("digits", x[tr], y[tr], x[te], y[te], 10)
+
+
+def synthetic(n: int, shape=(3, 32, 32), classes: int = 10) -> Data:
+    """Random inputs with labels from a fixed random linear map: learnable, reproducible, tiny."""
+    g = torch.Generator().manual_seed(1234)
+    x = torch.randn(n + n // 4, *shape, generator=g)
+    w = torch.randn(x[0].numel(), classes, generator=g)
+    y = (x.flatten(1) @ w).argmax(1)
+    return Data("synthetic", x[:n], y[:n], x[n:], y[n:], classes)
+
+
+def reshape_synthetic(data: Data, shape: tuple[int, ...], classes: int) -> Data:
+    """Synthetic data in the network's own input shape and class count."""
+    if data.name != "synthetic" or (data.sample_shape == tuple(shape) and data.classes == classes):
+        return data
+    return synthetic(len(data.train_y), tuple(shape), classes)
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            # The CIFAR batches are pickles by definition; only read them from folders you trust.
+            return pickle.load(f, encoding="bytes")
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise _data_error(f"cannot read {path}: {exc}") from None
+
+
+def cifar(kind: str, folder: Path) -> Data:
+    names = {"cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels",
+                         10),
+             "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100)}
+    sub, train_files, test_files, label_key, classes = names[kind]
+    if (folder / sub).is_dir():
+        folder = folder / sub
+    expected = train_files + test_files
+    missing = [f for f in expected if not (folder / f).is_file()]
+    if not folder.is_dir() or missing:
+        raise _data_error(
+            f"{kind}: {folder} is not a folder of the python-pickle batches (missing: {', '.join(missing)})",
+            f"expected {folder}/{{{', '.join(expected)}}} as unpacked from the official {sub} archive")
+
+    def read(files):
+        xs, ys = [], []
+        for name in files:
+            batch = _unpickle(folder / name)
+            if b"data" not in batch or label_key not in batch:
+                raise _data_error(f"{folder / name} has no {b'data'!r} / {label_key!r} entries")
+            xs.append(torch.as_tensor(batch[b"data"], dtype=torch.uint8).view(-1, 3, 32, 32))
+            ys.append(torch.as_tensor(batch[label_key], dtype=torch.long))
+        return torch.cat(xs), torch.cat(ys)
+
+    (trx, tr_y), (tex, te_y) = read(train_files), read(test_files)
+    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    norm = lambda u8: (u8.float() / 255.0 - mean) / std  # noqa: E731
+    return Data(kind, norm(trx), tr_y, norm(tex), te_y, classes, augment=crop_flip)
+
+
+def crop_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
+    """Random crop with zero padding and random horizontal flip, per sample, on a whole batch."""
+    b, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+    out = _crop(padded, dy, dx, h, w)
+    flip = torch.rand(b, generator=g) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+def _crop(padded: Tensor, dy: Tensor, dx: Tensor, h: int, w: int) -> Tensor:
+    b = padded.shape[0]
+    rows = dy.view(b, 1) + torch.arange(h).view(1, h)          # [b, h]
+    cols = dx.view(b, 1) + torch.arange(w).view(1, w)          # [b, w]
+    idx_b = torch.arange(b).view(b, 1, 1)
+    return padded.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2).contiguous()
+
+
+def dvs(folder: Path) -> Data:
+    """Pre-framed event data: folder/train.pt and folder/test.pt, each {'frames': [N, T, C, H, W], 'labels': [N]}."""
+    parts = []
+    for name in ("train.pt", "test.pt"):
+        path = folder / name
+        if not path.is_file():
+            raise _data_error(f"dvs: missing {path}",
+                              "expected train.pt and test.pt holding {'frames': [N, T, C, H, W], 'labels': [N]}; "
+                              "frame raw events first, e.g. with tonic.transforms.ToFrame")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
+            raise _data_error(f"dvs: cannot read {path}: {exc}") from None
+        if not isinstance(blob, dict) or "frames" not in blob or "labels" not in blob or blob["frames"].dim() != 5:
+            raise _data_error(f"dvs: {path} must hold {{'frames': [N, T, C, H, W], 'labels': [N]}}")
+        parts.append((blob["frames"].float(), blob["labels"].long()))
+    (trx, try_), (tex, tey) = parts
+    classes = int(max(try_.max(), tey.max())) + 1
+    return Data("dvs", trx, try_, tex, tey, classes)

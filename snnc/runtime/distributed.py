@@ -1,0 +1,62 @@
+"""Data parallelism through torch.distributed, set up from torchrun's environment.
+
+Without torchrun (no WORLD_SIZE) everything here is a no-op on one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as tdist
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init(device: str) -> World:
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend=backend)
+    return World(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def active() -> bool:
+    return tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1
+
+
+def sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
+    if not active():
+        return t
+    device = "cuda" if tdist.get_backend() == "nccl" else "cpu"
+    out = t.detach().to(device).clone()
+    tdist.all_reduce(out)
+    return out.to(t.device)
+
+
+def mean_across_ranks(t: torch.Tensor) -> torch.Tensor:
+    if not active():
+        return t
+    return sum_across_ranks(t) / tdist.get_world_size()
+
+
+def barrier() -> None:
+    if active():
+        tdist.barrier()
+
+
+def shutdown() -> None:
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()

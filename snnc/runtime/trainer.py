@@ -1,0 +1,459 @@
+"""The training loop behind every generated train.py.
+
+Deterministic by construction: the batch order of epoch e comes from a
+sampler seeded with (seed, e), augmentation from a generator seeded with
+(seed, e, rank, batch), MSG masks from each layer's iteration counter. So
+`--resume` from an epoch checkpoint reproduces the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from snnc.diagnostics import SnncError, render
+from snnc.losses import predict
+from snnc.runtime import checkpoint, data as datasets, distributed as dist
+from snnc.runtime.hooks import CPNGHook, TWOHook
+from snnc.runtime.options import TrainSpec, make_parser, validate
+from snnc.runtime.progress import Progress
+
+EXIT_TERMINATED = 143
+
+
+@dataclass
+class Stage:
+    T: int
+    epochs: int
+    lr: float
+    first_epoch: int
+
+
+@dataclass
+class EpochSums:
+    """Running sums of one epoch; kept in mid-epoch checkpoints."""
+
+    loss: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+    batches: int = 0
+    seconds: float = 0.0
+
+    def as_list(self) -> list[float]:
+        return [self.loss, self.correct, self.count, float(self.batches), self.seconds]
+
+    @staticmethod
+    def from_list(v) -> "EpochSums":
+        return EpochSums(float(v[0]), float(v[1]), float(v[2]), int(v[3]), float(v[4]))
+
+
+@dataclass
+class RunState:
+    epoch: int = 0            # epochs completed
+    batch: int = 0            # batches completed in the current epoch (mid-epoch checkpoints)
+    sums: EpochSums = field(default_factory=EpochSums)
+    best_acc: float = 0.0
+    last: dict = field(default_factory=dict)
+
+
+class Stop(Exception):
+    """Raised between batches after SIGTERM/SIGINT once the checkpoint is written."""
+
+
+def stages_of(spec: TrainSpec, args) -> list[Stage]:
+    raw = spec.stages or [(spec.T, args.epochs or spec.defaults.get("epochs", 30))]
+    out, first = [], 0
+    for item in raw:
+        T, epochs = int(item[0]), int(item[1])
+        lr = float(item[2]) if len(item) > 2 else args.lr
+        out.append(Stage(T, epochs, lr, first))
+        first += epochs
+    return out
+
+
+def stage_at(stages: list[Stage], epoch: int) -> int:
+    for i, s in enumerate(stages):
+        if epoch < s.first_epoch + s.epochs:
+            return i
+    return len(stages) - 1
+
+
+# ---------------------------------------------------------------- set-up
+def _device(args) -> torch.device:
+    name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SnncError(f"--device {name}: CUDA is not available here", hint="use --device cpu")
+    if name.startswith("cuda") and "LOCAL_RANK" in os.environ and name == "cuda":
+        name = f"cuda:{os.environ['LOCAL_RANK']}"
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SnncError(f"--device {name}: not a device", hint="cpu, cuda or cuda:N") from None
+
+
+def _load_data(spec: TrainSpec, args) -> datasets.Data:
+    data = datasets.load(args.data)
+    data = datasets.reshape_synthetic(data, spec.input_dims, spec.classes)
+    shape = data.sample_shape
+    want = tuple(spec.input_dims)
+    ok = shape == want if spec.input_kind == "image" else shape[1:] == want
+    if not ok:
+        raise SnncError(f"--data {args.data} gives samples of shape {list(shape)}, but network "
+                        f"{spec.network} expects {spec.input_kind} {list(want)}",
+                        hint="compile a network for this data (e.g. models/digits.snn for digits)")
+    if data.classes != spec.classes:
+        raise SnncError(f"--data {args.data} has {data.classes} classes, the network {spec.classes}",
+                        hint=f"compile with --set classes={data.classes}")
+    return data
+
+
+def _optimizer(model, args, lr: float):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if args.optimizer == "sgd":
+        wd = 5e-4 if args.weight_decay is None else args.weight_decay
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+    wd = 0.01 if args.weight_decay is None else args.weight_decay
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+
+def _scheduler(opt, total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _init_weights(model, path: str) -> None:
+    from snnc.runtime.weights import load_state_dict
+
+    state = load_state_dict(path)
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    missing = sorted(set(own) - set(matched))
+    unused = sorted(set(state) - set(matched))
+    print(f"--init {path}: loaded {len(matched)} tensors; {len(missing)} left at their initial values"
+          + (f"; {len(unused)} unused: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}" if unused else ""))
+
+
+# ----------------------------------------------------------------- epochs
+class Trainer:
+    def __init__(self, spec: TrainSpec, build_model, compute_loss, args):
+        self.spec, self.args, self.compute_loss = spec, args, compute_loss
+        self.device = _device(args)
+        self.world = dist.init(str(self.device))
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.out = Path(args.out or f"runs/{spec.network}-{spec.slug}")
+        self.data = _load_data(spec, args)
+        torch.manual_seed(args.seed)
+        self.model = build_model().to(self.device)
+        for layer in spec.lif_layers:
+            lif = self.model.get_submodule(layer)
+            lif.seed, lif.rank = args.seed, self.world.rank
+        if args.init:
+            _init_weights(self.model, args.init)
+        if args.sync_bn:
+            if self.device.type != "cuda":
+                raise SnncError("--sync-bn needs CUDA (SyncBatchNorm runs on CUDA only)")
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.net = self.model
+        if self.world.size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.cpng = CPNGHook(self.model, spec.cpng["layers"], spec.cpng["chi_limit"], spec.cpng["per_batch"]) \
+            if spec.cpng else None
+        self.two = TWOHook(self.model, spec.two["module"], spec.two["m"], spec.two["warmup"]) if spec.two else None
+        self.stages = stages_of(spec, args)
+        self.total_epochs = sum(s.epochs for s in self.stages)
+        self.amp = bool(args.amp and self.device.type == "cuda")
+        if args.amp and not self.amp and self.world.main:
+            print("note: --amp needs CUDA; training in float32", file=sys.stderr)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        self.state = RunState()
+        self.stop_signal: int | None = None
+        self.train_set = TensorDataset(self.data.train_x, self.data.train_y)
+        self.sampler = DistributedSampler(self.train_set, num_replicas=self.world.size, rank=self.world.rank,
+                                          shuffle=True, seed=args.seed)
+        self.loader = DataLoader(self.train_set, batch_size=args.batch_size, sampler=self.sampler,
+                                 num_workers=args.workers, drop_last=False)
+
+    # -- checkpoints
+    def _prepare_run_dir(self) -> None:
+        ckpt = self.out / "checkpoint.pt"
+        if self.args.resume:
+            if not ckpt.exists():
+                raise SnncError(f"--resume: {self.out} has no checkpoint.pt", hint="drop --resume to start a new run")
+            return
+        if ckpt.exists() and not self.args.force:
+            raise SnncError(f"{self.out} already holds a run", hint="--resume continues it, --force starts over, "
+                                                                     "--out picks another folder")
+        if self.world.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for name in ("checkpoint.pt", "metrics.jsonl"):
+                if (self.out / name).exists():
+                    (self.out / name).unlink()
+
+    def _checkpoint_state(self, opt, sched, stage: int) -> dict:
+        return {
+            "network": self.spec.network, "recipe": self.spec.recipe,
+            "model": self.model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": self.state.epoch, "batch": self.state.batch, "sums": self.state.sums.as_list(),
+            "stage": stage, "T": self.stages[stage].T, "best_acc": self.state.best_acc,
+            "hooks": {"cpng": self.cpng.state_dict() if self.cpng else {},
+                      "two": self.two.state_dict() if self.two else {},
+                      "two_partial": ([float(v) for v in self.two.correct.tolist()] + [float(self.two.count)])
+                      if self.two and self.two.correct is not None else []},
+            "rng": torch.get_rng_state(), "metrics": self.state.last,
+            "world_size": self.world.size, "seed": self.args.seed,
+        }
+
+    def _save(self, opt, sched, stage: int) -> None:
+        if self.world.main:
+            checkpoint.save_atomic(self._checkpoint_state(opt, sched, stage), self.out / "checkpoint.pt")
+        dist.barrier()
+
+    def _restore(self) -> dict:
+        ck = checkpoint.load(self.out / "checkpoint.pt")
+        if ck.get("network") != self.spec.network or ck.get("recipe") != self.spec.recipe:
+            raise SnncError(f"{self.out}/checkpoint.pt belongs to {ck.get('network')} with {ck.get('recipe')}, "
+                            f"not {self.spec.network} with {self.spec.recipe}", hint="use --out for a new run")
+        try:
+            self.model.load_state_dict(ck["model"])
+        except RuntimeError as exc:
+            raise SnncError(f"{self.out}/checkpoint.pt does not fit this network: {str(exc)[:300]}") from None
+        self.state = RunState(int(ck["epoch"]), int(ck["batch"]), EpochSums.from_list(ck["sums"]),
+                              float(ck["best_acc"]), dict(ck.get("metrics") or {}))
+        if self.cpng:
+            self.cpng.load_state_dict(ck["hooks"]["cpng"])
+        partial = ck["hooks"].get("two_partial") or []
+        if self.two and partial:
+            self.two.correct = torch.tensor(partial[:-1], dtype=torch.float64)
+            self.two.count = int(partial[-1])
+        torch.set_rng_state(ck["rng"])
+        self._truncate_metrics(self.state.epoch)
+        return ck
+
+    def _truncate_metrics(self, epochs_done: int) -> None:
+        path = self.out / "metrics.jsonl"
+        if not self.world.main or not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] < epochs_done]
+        path.write_text("".join(ln + "\n" for ln in keep))
+
+    # -- signals
+    def _on_signal(self, signum, frame) -> None:
+        self.stop_signal = signum
+
+    # -- loops
+    def _batch_input(self, x: torch.Tensor, epoch: int, index: int) -> torch.Tensor:
+        if self.data.augment is not None:
+            g = torch.Generator().manual_seed(_mix(self.args.seed, epoch, self.world.rank, index))
+            x = self.data.augment(x, g)
+        x = x.to(self.device, non_blocking=True)
+        if self.spec.input_kind == "events":
+            x = x.transpose(0, 1)  # [B, T, ...] frames -> [T, B, ...]
+        return x
+
+    def train_epoch(self, epoch: int, opt, sched, stage: int) -> EpochSums:
+        self.net.train()
+        self.sampler.set_epoch(epoch)
+        n = len(self.loader)
+        sums = self.state.sums if self.state.batch else EpochSums()
+        skip = self.state.batch
+        progress = Progress(n, f"epoch {epoch + 1}/{self.total_epochs}", enabled=self.world.main and not self.args.quiet,
+                            start=skip)
+        start = time.perf_counter()
+        for i, (x, y) in enumerate(self.loader):
+            if i < skip:
+                continue
+            x, y = self._batch_input(x, epoch, i), y.to(self.device, non_blocking=True)
+            last = i == n - 1
+            for layer in self.spec.lif_layers:  # firing rates (and CPNG's h statistics) from the last batch
+                self.model.get_submodule(layer).record_stats = last or bool(self.cpng and self.cpng.per_batch)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                outputs, aux = self.net(x)
+                loss = self.compute_loss(outputs.float(), [a.float() for a in aux], y)
+            if not torch.isfinite(loss):
+                raise SnncError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; training stopped",
+                                hint=f"the last good checkpoint is kept in {self.out}; try a lower --lr")
+            opt.zero_grad(set_to_none=True)
+            if self.scaler:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            sched.step()
+            if self.cpng and self.cpng.per_batch:
+                self.cpng.update()
+            if self.two:
+                self.two.observe(outputs, y)
+            b = y.numel()
+            sums.loss += float(loss.detach()) * b
+            sums.correct += float((predict(outputs.detach()) == y).sum())
+            sums.count += b
+            sums.batches = i + 1
+            progress.update(loss=sums.loss / sums.count, acc=sums.correct / sums.count,
+                            rate=b * self.world.size / max(progress.step_time(), 1e-9))
+            if self.stop_signal is not None and not last:
+                sums.seconds += time.perf_counter() - start
+                self.state.batch, self.state.sums = i + 1, sums
+                progress.close()
+                self._save(opt, sched, stage)
+                raise Stop()
+        progress.close()
+        sums.seconds += time.perf_counter() - start
+        return sums
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        self.model.eval()
+        x_all, y_all = self.data.test_x, self.data.test_y
+        idx = torch.arange(self.world.rank, len(y_all), self.world.size)
+        loss = correct = 0.0
+        for chunk in idx.split(self.args.eval_batch_size):
+            x = x_all[chunk].to(self.device)
+            if self.spec.input_kind == "events":
+                x = x.transpose(0, 1)
+            y = y_all[chunk].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                outputs, _ = self.model(x)
+            outputs = outputs.float()
+            loss += float(F.cross_entropy(outputs.mean(0), y, reduction="sum"))
+            correct += float((predict(outputs) == y).sum())
+        totals = dist.sum_across_ranks(torch.tensor([loss, correct, float(len(idx))], dtype=torch.float64))
+        return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+    def _epoch_record(self, epoch: int, stage: int, sums: EpochSums, lr: float) -> dict:
+        totals = dist.sum_across_ranks(torch.tensor([sums.loss, sums.correct, sums.count], dtype=torch.float64))
+        record = {"epoch": epoch, "stage": stage, "T": self.stages[stage].T, "lr": lr,
+                  "train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[2]),
+                  "samples_per_s": float(totals[2]) / max(sums.seconds, 1e-9), "seconds": sums.seconds}
+        rates = {}
+        for layer in self.spec.lif_layers:
+            m = self.model.get_submodule(layer)
+            if m.spike_rate is not None:
+                rates[layer] = float(dist.mean_across_ranks(m.spike_rate.detach().double().cpu()))
+        record["firing_rates"] = rates
+        if self.cpng and not self.cpng.per_batch:
+            record["cpng"] = self.cpng.update()
+        elif self.cpng:
+            record["cpng"] = self.cpng.last
+        if self.two:
+            record["two_weights"] = self.two.end_epoch(epoch)
+            record["two_step_acc"] = getattr(self.two, "last_acc", None)
+        for layer in self.spec.lif_layers:
+            self.model.get_submodule(layer).record_stats = False
+        return record
+
+    def run(self) -> int:
+        self._prepare_run_dir()
+        ck = self._restore() if self.args.resume else None
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,)} \
+            if threading_main() else {}
+        opt = sched = None
+        stage_idx = -1
+        try:
+            while self.state.epoch < self.total_epochs:
+                epoch = self.state.epoch
+                idx = stage_at(self.stages, epoch)
+                if idx != stage_idx:
+                    stage_idx = idx
+                    stage = self.stages[idx]
+                    self.model.T = stage.T
+                    steps = stage.epochs * len(self.loader)
+                    warm = self.args.warmup_epochs * len(self.loader) if idx == 0 else 0
+                    opt = _optimizer(self.model, self.args, stage.lr)
+                    sched = _scheduler(opt, steps, min(warm, steps))
+                    if ck is not None and int(ck["stage"]) == idx:  # resuming inside this stage
+                        opt.load_state_dict(ck["optimizer"])
+                        sched.load_state_dict(ck["scheduler"])
+                    ck = None
+                    if self.world.main and len(self.stages) > 1:
+                        print(f"stage {idx + 1}/{len(self.stages)}: T={stage.T}, {stage.epochs} epochs, "
+                              f"lr {stage.lr:g}")
+                sums = self.train_epoch(epoch, opt, sched, stage_idx)
+                record = self._epoch_record(epoch, stage_idx, sums, opt.param_groups[0]["lr"])
+                record["test_loss"], record["test_acc"] = self.evaluate()
+                self.state.best_acc = max(self.state.best_acc, record["test_acc"])
+                self.state.epoch, self.state.batch, self.state.sums, self.state.last = epoch + 1, 0, EpochSums(), record
+                if self.world.main:
+                    with open(self.out / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    print(_summary(record, self.total_epochs))
+                self._save(opt, sched, stage_idx)
+                if self.stop_signal is not None:
+                    raise Stop()
+        except Stop:
+            if self.world.main:
+                print(f"stopped by signal {self.stop_signal}; the checkpoint in {self.out} is current "
+                      f"(resume with --resume)", file=sys.stderr)
+            return EXIT_TERMINATED
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+        if self.world.main:
+            last = self.state.last
+            print(f"done: test accuracy {100 * last.get('test_acc', 0):.2f}% after {self.total_epochs} epochs "
+                  f"(best {100 * self.state.best_acc:.2f}%); run folder {self.out}")
+        return 0
+
+
+def _mix(*values: int) -> int:
+    """A fixed 63-bit mix of small integers (a seed per epoch, rank and batch)."""
+    h = 1469598103934665603
+    for v in values:
+        h = ((h ^ (v & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
+    return h
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _summary(r: dict, total: int) -> str:
+    text = (f"epoch {r['epoch'] + 1}/{total}  T={r['T']}  loss {r['train_loss']:.4f}  "
+            f"train {100 * r['train_acc']:.2f}%  test {100 * r['test_acc']:.2f}%  "
+            f"{r['samples_per_s']:.0f} samples/s")
+    if "cpng" in r:
+        text += "  beta " + " ".join(f"{v['beta']:.2f}" for v in r["cpng"].values())
+    if "two_weights" in r:
+        text += "  f " + " ".join(f"{w:.2f}" for w in r["two_weights"])
+    return text
+
+
+def main(spec: TrainSpec, build_model, compute_loss, argv=None) -> int:
+    parser = make_parser(spec)
+    args = parser.parse_args(argv)
+    problems = validate(args, spec)
+    if problems:
+        parser.error("; ".join(problems))
+    try:
+        return Trainer(spec, build_model, compute_loss, args).run()
+    except SnncError as err:
+        if args.debug:
+            raise
+        print(render(err), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    finally:
+        dist.shutdown()
