@@ -49,6 +49,8 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="RUN_DIR", default=None,
                    help=f"run folder: metrics.jsonl, checkpoint.pt (default: runs/{spec.network}-{spec.slug})")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--stop-after", type=int, metavar="N", default=None,
+                   help="stop after N epochs of this invocation (checkpointed; continue later with --resume)")
     p.add_argument("--force", action="store_true", help="start over even if RUN_DIR holds a run")
     p.add_argument("--init", metavar="CKPT", help="initial weights (a state dict, .pt or .safetensors)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -78,6 +80,8 @@ def validate(args, spec: TrainSpec) -> list[str]:
         problems.append("--warmup-epochs must be >= 0")
     if args.workers < 0:
         problems.append("--workers must be >= 0")
+    if args.stop_after is not None and args.stop_after < 1:
+        problems.append("--stop-after must be at least 1")
     if args.resume and args.force:
         problems.append("--resume and --force exclude each other")
     return problems

@@ -368,6 +368,7 @@ class Trainer:
             if threading_main() else {}
         opt = sched = None
         stage_idx = -1
+        epochs_this_run = 0
         try:
             while self.state.epoch < self.total_epochs:
                 epoch = self.state.epoch
@@ -397,8 +398,14 @@ class Trainer:
                         f.write(json.dumps(record) + "\n")
                     print(_summary(record, self.total_epochs))
                 self._save(opt, sched, stage_idx)
+                epochs_this_run += 1
                 if self.stop_signal is not None:
                     raise Stop()
+                if self.args.stop_after is not None and epochs_this_run >= self.args.stop_after \
+                        and self.state.epoch < self.total_epochs:
+                    if self.world.main:
+                        print(f"stopped after {epochs_this_run} epoch(s) as asked; continue with --resume")
+                    return 0
         except Stop:
             if self.world.main:
                 print(f"stopped by signal {self.stop_signal}; the checkpoint in {self.out} is current "
