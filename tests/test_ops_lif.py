@@ -195,3 +195,11 @@ def test_triton_backend_on_cpu_without_interpreter_says_how_to_enable_it(monkeyp
     with pytest.raises(SnncError) as info:
         lif(make_input(2, (3,)), backend="triton")
     assert "TRITON_INTERPRET=1" in info.value.hint
+
+
+def test_second_backward_through_one_forward_is_a_clear_error():
+    x = make_input(4, (2, 37))
+    spikes = lif(x)
+    spikes.sum().backward(retain_graph=True)
+    with pytest.raises(SnncError, match="twice"):
+        spikes.sum().backward()

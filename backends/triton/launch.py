@@ -73,13 +73,16 @@ def _iteration_tensor(iteration, device) -> torch.Tensor:
 
 
 def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_params: torch.Tensor,
-             mask: tuple, bn: BnAffine | None = None) -> torch.Tensor:
-    """Gradient w.r.t. the LIF input, [T, N] in the state's dtype (see torch_engine.backward)."""
+             mask: tuple, bn: BnAffine | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Gradient w.r.t. the LIF input, [T, N] in the state's dtype (see torch_engine.backward).
+
+    `out` may be the saved h: each program reads h[t] before writing grad[t] at the same offsets.
+    """
     T, N = state.shape
     _check_size(T, N)
     spec = spec_for(cfg, state.dtype, T, bn is not None)
     grad_s = grad_s.contiguous()
-    grad = torch.empty((T, N), dtype=state.dtype, device=state.device)
+    grad = torch.empty((T, N), dtype=state.dtype, device=state.device) if out is None else out
     mask_args = ()
     if spec.masked:
         key, iteration = mask

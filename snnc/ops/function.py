@@ -73,7 +73,12 @@ def run_no_grad(x, cfg: LifConfig, engine, bn: BnAffine | None, stats) -> torch.
 
 
 class LifFunction(torch.autograd.Function):
-    """spikes = lif(x); saves h [T, N] and the surrogate parameter tensor."""
+    """spikes = lif(x); saves h [T, N] and the surrogate parameter tensor.
+
+    Backward writes dL/dx into h's own storage, since h is dead once read: the
+    peak memory of forward+backward is then spikes + h, not spikes + h + grad.
+    The price is that this graph can be backpropagated once (no retain_graph).
+    """
 
     @staticmethod
     def forward(ctx, x, sg_params, cfg, engine, mask, stats):
@@ -86,8 +91,13 @@ class LifFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
+        if getattr(ctx, "consumed", False):
+            raise SnncError("snnc.ops.lif cannot backpropagate through the same forward twice: its saved "
+                            "membrane was overwritten by the first gradient",
+                            hint="run the forward again instead of backward(retain_graph=True)")
+        ctx.consumed = True
         h, sg_params = ctx.saved_tensors
-        grad_x = ctx.engine.backward(grad.reshape(h.shape), h, ctx.cfg, sg_params, ctx.mask)
+        grad_x = ctx.engine.backward(grad.reshape(h.shape), h, ctx.cfg, sg_params, ctx.mask, out=h)
         return grad_x.view(ctx.shape), None, None, None, None, None
 
 

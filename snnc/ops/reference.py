@@ -41,14 +41,15 @@ class _Spike(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, name, params, keep_factor):
-        ctx.save_for_backward(x, keep_factor)
-        ctx.name, ctx.params = name, params
+        ctx.save_for_backward(x)
+        ctx.name, ctx.params, ctx.keep_factor = name, params, keep_factor
         return (x >= 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        x, keep_factor = ctx.saved_tensors
-        return grad * surrogate_reference(ctx.name, x, ctx.params) * keep_factor, None, None, None
+        (x,) = ctx.saved_tensors
+        g = grad * surrogate_reference(ctx.name, x, ctx.params)
+        return (g if ctx.keep_factor is None else g * ctx.keep_factor), None, None, None
 
 
 def lif_reference(x: torch.Tensor, *, decay: float, vth: float, reset: str, decay_input: bool,
@@ -62,9 +63,8 @@ def lif_reference(x: torch.Tensor, *, decay: float, vth: float, reset: str, deca
     """
     spec = parse_surrogate(surrogate)
     params = [float(v) for v in sg_params] if sg_params is not None else [v for _, v in spec.params]
-    if keep is None:
-        keep_factor = torch.ones_like(x)
-    else:
+    keep_factor = None
+    if keep is not None:
         keep_factor = keep.to(x.dtype)
         if rescale:
             keep_factor = keep_factor / (1 - mask_p)
@@ -75,7 +75,7 @@ def lif_reference(x: torch.Tensor, *, decay: float, vth: float, reset: str, deca
             h = decay * v + (1 - decay) * x[t]  # = v + (x - v)/tau with decay = 1 - 1/tau
         else:
             h = decay * v + x[t]
-        s = _Spike.apply(h - vth, spec.name, params, keep_factor[t])
+        s = _Spike.apply(h - vth, spec.name, params, None if keep_factor is None else keep_factor[t])
         r = s.detach() if detach_reset else s
         if reset == "hard":
             v = h * (1 - r)

@@ -99,20 +99,21 @@ def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store
     return spikes, h
 
 
-def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, ws, h_in_grad: bool):
+def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, ws):
     """Reverse-time loop over one block (METHODS §1-§3); all tensors are [T, n] views.
 
     dL/dh[t] = g[t]*dL/ds[t] + dL/dv[t]*dv/dh[t], with g the (masked)
     surrogate and dv/dh including the reset term unless detach_reset;
     dL/dv[t-1] = decay*dL/dh[t]; dL/dx[t] = input_scale*dL/dh[t].
+    `grad` may share memory with `h_all`: every read of h[t] comes before
+    grad[t] is written, and the one op that writes it reads h only elementwise.
     """
     cdt = ws.dtype
     gv, sg, gh_buf, h_buf, gs_buf, not_fired = ws
     gv.zero_()  # dL/dv after the last step
-    direct = grad.dtype == cdt and cfg.input_scale == 1.0 and not h_in_grad
+    direct = grad.dtype == cdt and cfg.input_scale == 1.0
     key, iteration = mask
     for t in reversed(range(h_all.shape[0])):
-        # When h_all is `grad` (BN mode), h[t] is read in full before grad[t] is written.
         h = h_all[t] if h_all.dtype == cdt else h_buf.copy_(h_all[t])
         gs = grad_s[t] if grad_s.dtype == cdt else gs_buf.copy_(grad_s[t])
         surrogate_grad_(cfg.surrogate.name, torch.sub(h, cfg.vth, out=sg), params)
@@ -120,6 +121,8 @@ def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, 
             keep = uniform_block_torch(key, iteration, t, n0, h.shape[0], h.device).to(cdt)
             torch.ge(keep, cfg.mask_p, out=keep)
             sg.mul_(keep.mul_(cfg.keep_scale) if cfg.rescale else keep)
+        if cfg.reset == "hard":
+            torch.lt(h, cfg.vth, out=not_fired)  # 1 - s
         gh = grad[t] if direct else gh_buf
         if cfg.detach_reset:
             torch.mul(gs, sg, out=gh)
@@ -128,7 +131,7 @@ def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, 
         else:  # dv/dh = 1 - vth*g
             torch.add(gs, gv, alpha=-cfg.vth, out=gh).mul_(sg)
         if cfg.reset == "hard":
-            gh.addcmul_(gv, torch.lt(h, cfg.vth, out=not_fired))  # + dL/dv * (1 - s)
+            gh.addcmul_(gv, not_fired)  # + dL/dv * (1 - s)
         else:
             gh.add_(gv)
         torch.mul(gh, cfg.decay, out=gv)
@@ -137,11 +140,14 @@ def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, 
 
 
 def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_params: torch.Tensor,
-             mask: tuple, bn: BnAffine | None = None) -> torch.Tensor:
-    """Gradient w.r.t. the LIF input, [T, N] in the state's dtype; `mask` is (key, iteration)."""
+             mask: tuple, bn: BnAffine | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Gradient w.r.t. the LIF input, [T, N] in the state's dtype; `mask` is (key, iteration).
+
+    `out` receives the gradient; it may be the saved h itself (overwritten step by step).
+    """
     T, N = state.shape
     cdt = compute_dtype(state.dtype)
-    grad = torch.empty((T, N), dtype=state.dtype, device=state.device)
+    grad = torch.empty((T, N), dtype=state.dtype, device=state.device) if out is None else out
     params = [float(p) for p in sg_params.tolist()]
     mask = (mask[0], int(mask[1]))
     ws = _workspace(6, min(N, CHUNK), cdt, state.device)
@@ -153,5 +159,5 @@ def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_param
             h_all = grad[:, n0:n1]
         else:
             h_all = state[:, n0:n1]
-        _backward_block(grad_s[:, n0:n1], h_all, grad[:, n0:n1], cfg, params, mask, n0, ws_n, bn is not None)
+        _backward_block(grad_s[:, n0:n1], h_all, grad[:, n0:n1], cfg, params, mask, n0, ws_n)
     return grad

@@ -1,0 +1,209 @@
+"""Fused LIF forward+backward against an eager loop, torch.compile of that loop and SpikingJelly.
+
+    python bench/lif.py            # T in {4, 8, 16}, N in {1e5, 1e6}
+    python bench/lif.py --quick    # T = 4 only, fewer repeats, no torch.compile
+
+Prints one table: median fwd+bwd time over repeats, its ratio to snnc (how
+many times slower the baseline is), peak memory above the inputs, the bytes
+saved for backward, the achieved GB/s and the memory floor: the bytes that
+must move (read x, write s and h; read grad and h, write grad_x) at this
+machine's measured copy bandwidth. Everything is measured in the same run;
+on a shared machine compare the ratios, not the absolute times.
+
+Peak memory: CUDA uses the caching allocator's peak; on the CPU each method
+runs once in a fresh subprocess (malloc returning freed blocks to the OS)
+and the peak resident set above the inputs is reported. torch.compile's
+CPU peak is not measured (its compilation dominates the process peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from snnc.ops import lif
+
+SURROGATE = "sigmoid(alpha=4.0)"  # SpikingJelly's default surrogate, so every method computes the same
+LIF_ARGS = dict(decay=0.5, vth=1.0, reset="hard", surrogate=SURROGATE)
+
+
+def make_methods(device: str, compile_loop: bool) -> dict:
+    """name -> fn(x) returning spikes; snnc first (the ratios are against it)."""
+    methods = {
+        "snnc": lambda x: lif(x, backend="auto", **LIF_ARGS),
+        "eager loop": lambda x: lif(x, backend="reference", **LIF_ARGS),
+    }
+    if compile_loop:
+        methods["torch.compile loop"] = torch.compile(methods["eager loop"])
+    try:
+        from spikingjelly.activation_based import functional, neuron, surrogate
+    except ImportError:
+        return methods
+    node = neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=1.0, v_reset=0.0,
+                          surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m").to(device)
+
+    def spikingjelly(x):
+        functional.reset_net(node)
+        return node(x)
+
+    label = "spikingjelly (Triton)" if device == "cuda" else "spikingjelly"
+    methods[label] = spikingjelly
+    return methods
+
+
+def inputs(T: int, N: int, device: str):
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(T, N, generator=gen) * 0.8 + 0.6).to(device)
+    grad = torch.randn(T, N, generator=gen).to(device)
+    return x, grad
+
+
+def fwd_bwd(fn, x, grad):
+    x = x.detach().requires_grad_()
+    (gx,) = torch.autograd.grad(fn(x), x, grad)
+    return gx
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_ms(fn, x, grad, repeats: int, device: str) -> float:
+    for _ in range(2):
+        fwd_bwd(fn, x, grad)
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fwd_bwd(fn, x, grad)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def saved_bytes(fn, x) -> int:
+    """Bytes of distinct storages autograd keeps for backward."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(x.detach().requires_grad_())
+    del out
+    return sum(storages.values())
+
+
+def copy_bandwidth(nbytes: int, device: str) -> float:
+    """Bytes per second of dst.copy_(src) (read + write counted)."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(7):
+        sync(device)
+        start = time.perf_counter()
+        dst.copy_(src)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * src.numel() * 4 / statistics.median(times)
+
+
+def cuda_peak(fn, x, grad) -> float:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fwd_bwd(fn, x, grad)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def child_peak(method: str, T: int, N: int) -> None:
+    """Runs in a fresh process: prints the peak RSS above the inputs (MiB) of one fwd+bwd."""
+    fn = make_methods("cpu", compile_loop=False)[method]
+    fwd_bwd(fn, *inputs(T, 1000, "cpu"))  # load libraries and caches outside the measurement
+    x, grad = inputs(T, N, "cpu")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # Linux: reset the peak resident set (VmHWM) to the current one
+    base = _status_kib("VmRSS")
+    fwd_bwd(fn, x, grad)
+    print((_status_kib("VmHWM") - base) / 1024)
+
+
+def cpu_peak(method: str, T: int, N: int) -> float | None:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    cmd = [sys.executable, __file__, "--child-peak", method, str(T), str(N)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+
+
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="T=4 only, 5 repeats, no torch.compile")
+    parser.add_argument("--T", type=int, nargs="+", default=None, help="time steps (default 4 8 16)")
+    parser.add_argument("--N", type=int, nargs="+", default=[100_000, 1_000_000], help="neurons per step")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 11)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    parser.add_argument("--child-peak", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_peak:
+        child_peak(args.child_peak[0], int(args.child_peak[1]), int(args.child_peak[2]))
+        return
+    Ts = args.T or ([4] if args.quick else [4, 8, 16])
+    repeats = args.repeats or (5 if args.quick else 11)
+    device = args.device
+    methods = make_methods(device, compile_loop=not (args.quick or args.no_compile))
+    bandwidth = copy_bandwidth(max(256 * 2**20, 4 * max(Ts) * max(args.N) * 4), device)
+    print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+          f"float32, surrogate {SURROGATE}, median of {repeats}")
+    print(f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s; bytes that must move = 6*T*N*4 "
+          f"(fwd: read x, write s, h; bwd: read grad, h, write grad_x)")
+    head = (f"{'T':>3} {'N':>9}  {'method':<22} {'fwd+bwd ms':>10} {'x snnc':>7} {'peak MiB':>9} "
+            f"{'mem/snnc':>8} {'saved MiB':>9} {'GB/s':>6} {'floor ms':>8} {'x floor':>7}")
+    print(head)
+    print("-" * len(head))
+    for T in Ts:
+        for N in args.N:
+            x, grad = inputs(T, N, device)
+            must_move = 6 * T * N * 4
+            floor_ms = must_move / bandwidth * 1e3
+            base_ms = base_mem = None
+            for name, fn in methods.items():
+                ms = median_ms(fn, x, grad, repeats, device)
+                if device == "cuda":
+                    peak = cuda_peak(fn, x, grad)
+                else:
+                    peak = None if "compile" in name else cpu_peak(name, T, N)
+                saved = saved_bytes(fn, x) / 2**20
+                if base_ms is None:
+                    base_ms, base_mem = ms, peak
+                mem_ratio = peak / base_mem if peak and base_mem else None
+                print(f"{T:>3} {N:>9}  {name:<22} {ms:>10.2f} {ms / base_ms:>7.2f} {fmt(peak, '9.1f')} "
+                      f"{fmt(mem_ratio, '8.2f')} {saved:>9.1f} {must_move / ms / 1e6:>6.1f} "
+                      f"{floor_ms:>8.2f} {ms / floor_ms:>7.1f}")
+    print("x snnc: time / snnc's time (higher = snnc faster); mem/snnc: peak / snnc's peak; "
+          "x floor: time / floor time")
+
+
+if __name__ == "__main__":
+    main()
