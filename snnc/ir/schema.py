@@ -104,8 +104,9 @@ register(OpSchema("lif", "leaky integrate-and-fire neuron over all T steps (METH
                          Param("vth", "float", REQUIRED, lo=0.0, lo_open=True),
                          Param("reset", "enum", REQUIRED, choices=("hard", "soft")),
                          Param("decay_input", "bool", REQUIRED),
-                         Param("detach_reset", "bool", REQUIRED),
-                         Param("surrogate", "surrogate", REQUIRED)),
+                         # training-only: inference graphs (phase=inference) drop both
+                         Param("detach_reset", "bool", OPTIONAL),
+                         Param("surrogate", "surrogate", OPTIONAL)),
                   dsl=False))
 for _pool in ("avgpool", "maxpool"):
     register(OpSchema(_pool, f"{_pool[:3]} pooling over each time step",
@@ -154,3 +155,18 @@ extend("lif",
        Param("mask_p", "float", OPTIONAL, lo=0.0, hi=1.0, hi_open=True, doc="MSG masking probability"),
        Param("mask_rescale", "bool", OPTIONAL, doc="MSG: divide kept gradients by 1 - mask_p"),
        Param("fuse_bn", "bool", OPTIONAL, doc="the preceding bn runs inside this layer's kernels"))
+
+
+# ---- ops and attributes of inference graphs (snnc/passes/{strip_aux,fold_bn,bake_decoding,dce}.py)
+register(OpSchema("affine", "per-channel y = weight * x + bias: a BN that could not fold into a conv or fc",
+                  attrs=(Param("from_bn", "name", REQUIRED, doc="the BN whose statistics it holds"),
+                         Param("bn_eps", "float", REQUIRED, lo=0.0, lo_open=True),
+                         Param("bn_scale", "float", REQUIRED, lo=0.0, lo_open=True)),
+                  infer=shapes.norm, dsl=False))
+for _op in ("conv", "fc"):
+    extend(_op,
+           Param("folded_bn", "name", OPTIONAL, doc="the BN folded into this layer's weight and bias"),
+           Param("bn_eps", "float", OPTIONAL, lo=0.0, lo_open=True),
+           Param("bn_scale", "float", OPTIONAL, lo=0.0, lo_open=True, doc="tdBN's a*vth, 1 for plain BN"))
+TRAINING_ONLY_OPS = ("bn", "two_decode", "mean_t", "leaky_relu", "sdt_loss", "tet_loss", "sml_loss")
+TRAINING_ONLY_LIF_ATTRS = ("surrogate", "detach_reset", "layer", "adaptive_beta", "mask_p", "mask_rescale", "fuse_bn")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from snnc.diagnostics import SnncError
 from snnc.ir.graph import ROLES, Block, Graph, Node
-from snnc.ir.schema import SCHEMAS
+from snnc.ir.schema import SCHEMAS, TRAINING_ONLY_LIF_ATTRS, TRAINING_ONLY_OPS
 from snnc.ir.shapes import ShapeError, fmt
 from snnc.names import NODE_NAME_RE
 from snnc.params import ParamError
@@ -113,6 +113,26 @@ def _check_block(block: Block, graph: Graph) -> None:
         raise IRError(f"block {block.name} returns unknown %{block.result}")
 
 
+def _check_phase(graph: Graph) -> None:
+    """Training graphs give every LIF a surrogate; inference graphs hold nothing training-only."""
+    if graph.attrs.get("phase") != "inference":
+        for node in graph.nodes:
+            if node.op == "lif" and "surrogate" not in node.attrs:
+                _fail(node, "a training graph's LIF layers need a surrogate")
+        return
+    if graph.blocks or graph.aux_outputs:
+        raise IRError("an inference graph has no blocks and no aux outputs")
+    for node in graph.nodes:
+        if node.role != "main":
+            _fail(node, "an inference graph has no aux nodes")
+        if node.op in TRAINING_ONLY_OPS or node.op in ("call", "identity"):
+            _fail(node, f"an inference graph has no {node.op} nodes")
+        if node.op == "lif":
+            left = sorted(set(node.attrs) & set(TRAINING_ONLY_LIF_ATTRS))
+            if left:
+                _fail(node, f"an inference graph's LIF layers carry no training annotations ({', '.join(left)})")
+
+
 def verify(graph: Graph) -> Graph:
     """Raises IRError on the first broken invariant; returns the graph unchanged."""
     names = set()
@@ -133,4 +153,5 @@ def verify(graph: Graph) -> Graph:
             raise IRError(f"aux output %{a} is not defined")
         if seen[a].role != "aux":
             raise IRError(f"aux output %{a} must be an aux node")
+    _check_phase(graph)
     return graph
