@@ -153,7 +153,8 @@ def cpu_peak(method: str, T: int, N: int) -> float | None:
 
 
 def fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """`value` formatted by `spec` (e.g. '9.1f'), or a dash of the same width when not measured."""
+    return f"{'-':>{int(spec.split('.')[0])}}" if value is None else format(value, spec)
 
 
 def main(argv=None) -> None:

@@ -104,8 +104,8 @@ class LifFunction(torch.autograd.Function):
 class BnStats:
     """Per-channel BN quantities for one call (METHODS §9), all [C] in the compute dtype."""
 
-    def __init__(self, mean, rstd, weight, scale: float, batch_stats: bool, bn: BnAffine):
-        self.mean, self.rstd, self.weight, self.scale = mean, rstd, weight, scale
+    def __init__(self, mean, var, rstd, weight, scale: float, eps: float, batch_stats: bool, bn: BnAffine):
+        self.mean, self.var, self.rstd, self.weight, self.scale, self.eps = mean, var, rstd, weight, scale, eps
         self.batch_stats = batch_stats  # gradients flow through mean and var
         self.bn = bn
 
@@ -133,7 +133,7 @@ def bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps
         affine_scale = w * (scale * rstd)
         shift = b - mean * affine_scale
     inner = x[0, 0, 0].numel()
-    return BnStats(mean, rstd, w, scale, batch_stats, BnAffine(affine_scale, shift, C, inner))
+    return BnStats(mean, var, rstd, w, scale, eps, batch_stats, BnAffine(affine_scale, shift, C, inner))
 
 
 class BnLifFunction(torch.autograd.Function):
@@ -155,22 +155,16 @@ class BnLifFunction(torch.autograd.Function):
         x2d, sg_params = ctx.saved_tensors
         st: BnStats = ctx.stats_bn
         grad_y = ctx.engine.backward(grad.reshape(x2d.shape), x2d, ctx.cfg, sg_params, ctx.mask, st.bn)
-        shape = ctx.shape
-        cdt = st.mean.dtype
-        C, inner = st.bn.channels, st.bn.inner
+        # BN backward (METHODS §9) by torch's own kernel: y = (weight * scale) * xhat + bias,
+        # so the weight it sees is weight * scale and its weight gradient is scaled back.
+        cdt, C, inner = st.mean.dtype, st.bn.channels, st.bn.inner
         gy = grad_y.view(-1, C, inner).to(cdt)
-        col = (slice(None), None)  # [C] -> [C, 1] for broadcasting over (T*B, C, inner)
-        # BN backward (METHODS §9): y = weight * scale * xhat + bias
-        xhat = (x2d.view(-1, C, inner).to(cdt) - st.mean[col]) * st.rstd[col]
-        sum_gy = gy.sum(dim=(0, 2))
-        sum_gy_xhat = (gy * xhat).sum(dim=(0, 2))
-        grad_w = (st.scale * sum_gy_xhat).to(ctx.dtypes[0]) if ctx.needs_input_grad[1] else None
-        grad_b = sum_gy.to(ctx.dtypes[1]) if ctx.needs_input_grad[2] else None
-        if st.batch_stats:
-            m = gy.numel() // C
-            grad_x = xhat.mul_(-(sum_gy_xhat / m)[col]).add_(gy).sub_((sum_gy / m)[col])
-            grad_x.mul_(st.bn.scale[col])
-        else:
-            grad_x = gy * st.bn.scale[col]
-        grad_x = grad_x.to(grad_y.dtype).view(shape)
+        x3 = x2d.reshape(-1, C, inner).to(cdt)
+        stats = (None, None, st.mean, st.rstd) if st.batch_stats else (st.mean, st.var, None, None)
+        need_w, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            gy, x3, st.weight * st.scale, *stats, st.batch_stats, st.eps, [True, need_w, need_b])
+        grad_x = grad_x.to(grad_y.dtype).view(ctx.shape)
+        grad_w = (grad_w * st.scale).to(ctx.dtypes[0]) if need_w else None
+        grad_b = grad_b.to(ctx.dtypes[1]) if need_b else None
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
