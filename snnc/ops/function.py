@@ -1,10 +1,10 @@
 """Autograd Functions for the fused LIF op, shared by the PyTorch and Triton engines.
 
 An engine is a module with `forward(x2d, cfg, bn, store_h)` and
-`backward(grad_s, state, cfg, sg_params, mask, bn)` (see `snnc.ops.torch_engine`).
-The Functions here own the saved state: `LifFunction` saves h only (one T×N
-tensor; spikes are recomputed from it), `BnLifFunction` saves x only (BN
-backward needs it anyway; h is recomputed in backward).
+`backward(grad_s, state, cfg, sg_params, mask, bn, out)` (see
+`snnc.ops.torch_engine`). The Functions here own the saved state:
+`LifFunction` saves h only (one T×N tensor; spikes are recomputed from it),
+`BnLifFunction` saves x only (BN backward needs it anyway; h is recomputed).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from snnc.diagnostics import SnncError
+from snnc.ops import torch_engine
 from snnc.ops.config import BnAffine, LifConfig, compute_dtype
 
 
@@ -31,15 +32,15 @@ def engine_for(x: torch.Tensor, backend: str):
             else:
                 backend = "triton"
     if backend == "torch":
-        from snnc.ops import torch_engine
-
         return torch_engine
     if not x.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
         raise SnncError(f"backend='triton' needs a CUDA tensor, got one on {x.device}",
                         hint="set TRITON_INTERPRET=1 in the environment before the first call to run the "
                              "Triton kernels on the CPU (slow; for tests), or use backend='torch'")
-    from snnc.backends.triton import launch
-
+    try:
+        from snnc.backends.triton import launch
+    except ImportError as exc:
+        raise SnncError(f"backend='triton' needs Triton: {exc}", hint="pip install triton, or use backend='torch'")
     return launch
 
 

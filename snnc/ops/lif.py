@@ -6,8 +6,9 @@ import torch
 
 from snnc.diagnostics import SnncError
 from snnc.ops.config import DEFAULT_DECAY, check_backend, check_input, make_config, surrogate_params
-from snnc.ops.function import BnLifFunction, LifFunction, bn_stats, engine_for, run_no_grad
-from snnc.ops.mask import mask_key_seed
+from snnc.ops.function import BnLifFunction, LifFunction, bn_stats, engine_for, record_stats, run_no_grad
+from snnc.ops.mask import keep_mask_torch, mask_key_seed
+from snnc.ops.reference import lif_reference
 
 
 def _mask(seed, mask_key) -> tuple[int, object]:
@@ -20,9 +21,7 @@ def _mask(seed, mask_key) -> tuple[int, object]:
 
 
 def _reference(x, cfg, sg_params, mask, stats):
-    from snnc.ops.mask import keep_mask_torch
-    from snnc.ops.reference import lif_reference
-
+    """backend="reference": the eager loop, with the PyTorch path's MSG mask."""
     keep = None
     if cfg.masked:
         T = x.shape[0]
@@ -33,10 +32,15 @@ def _reference(x, cfg, sg_params, mask, stats):
                            sg_params=None if sg_params is None else sg_params.tolist(),
                            keep=keep, mask_p=cfg.mask_p, rescale=cfg.rescale, record=record)
     if stats is not None:
-        from snnc.ops.function import record_stats
-
         record_stats(stats, record["h"], spikes.detach())
     return spikes
+
+
+def _setup(x, backend: str, seed, mask_key, neuron: dict):
+    """Validated (LifConfig, mask) for one call; raises SnncError for bad arguments."""
+    check_input(x)
+    check_backend(backend)
+    return make_config(**neuron), _mask(seed, mask_key)
 
 
 def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard", decay_input=False,
@@ -55,12 +59,13 @@ def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard"
       or "reference" (plain autograd through an eager loop).
     - `stats`: a dict that receives detached 0-d float32 `h_mean`, `h_std`
       (population, over all elements of h) and `spike_rate`.
+
+    The fused backends save only h for backward and write the gradient into
+    its storage, so one forward supports one backward (no retain_graph).
     """
-    check_input(x)
-    check_backend(backend)
-    cfg = make_config(decay=decay, tau=tau, vth=vth, reset=reset, decay_input=decay_input,
-                      detach_reset=detach_reset, surrogate=surrogate, mask_p=mask_p, rescale=rescale)
-    mask = _mask(seed, mask_key)
+    cfg, mask = _setup(x, backend, seed, mask_key, dict(
+        decay=decay, tau=tau, vth=vth, reset=reset, decay_input=decay_input, detach_reset=detach_reset,
+        surrogate=surrogate, mask_p=mask_p, rescale=rescale))
     if backend == "reference":
         sg = None if sg_params is None else surrogate_params(cfg, sg_params, "cpu")
         return _reference(x, cfg, sg, mask, stats)
@@ -71,19 +76,7 @@ def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard"
     return LifFunction.apply(x, sg, cfg, engine, mask, stats)
 
 
-def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training: bool, momentum: float,
-           eps: float, scale: float = 1.0, **lif_kwargs) -> torch.Tensor:
-    """lif(BatchNorm(x)) with the normalisation and affine folded into the LIF loops (METHODS §9).
-
-    x is [T, B, C, ...]; statistics are per channel (dim 2) over T, B and the
-    spatial dims. y = weight * (scale * (x - mean) / sqrt(var + eps)) + bias,
-    with `scale` the tdBN factor a*vth. In training the batch statistics are
-    used and running_mean/running_var are updated in place as torch
-    BatchNorm does (unbiased variance, `momentum`); otherwise the running
-    statistics are used. `lif_kwargs` are those of `lif`. Gradients w.r.t.
-    x, weight and bias equal those of BatchNorm followed by `lif`.
-    """
-    check_input(x)
+def _check_bn_args(x, weight, bias, running_mean, running_var) -> None:
     if x.dim() < 3:
         raise SnncError(f"bn_lif expects x of shape [T, B, C, ...], got shape {tuple(x.shape)}")
     C = x.shape[2]
@@ -93,24 +86,36 @@ def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training
             raise SnncError(f"bn_lif: {name} must have shape ({C},) for {C} channels, got {tuple(tensor.shape)}")
     if (running_mean is None) != (running_var is None):
         raise SnncError("bn_lif: give both running_mean and running_var, or neither")
-    backend = lif_kwargs.get("backend", "auto")
+
+
+def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training: bool, momentum: float,
+           eps: float, scale: float = 1.0, sg_params=None, seed=None, mask_key=(0, 0, 0), backend="auto",
+           stats: dict | None = None, **neuron) -> torch.Tensor:
+    """lif(BatchNorm(x)) with the normalisation and affine folded into the LIF loops (METHODS §9).
+
+    x is [T, B, C, ...]; statistics are per channel (dim 2) over T, B and the
+    spatial dims. y = weight * (scale * (x - mean) / sqrt(var + eps)) + bias,
+    with `scale` the tdBN factor a*vth. In training the batch statistics are
+    used and running_mean/running_var are updated in place as torch
+    BatchNorm does (unbiased variance, `momentum`); otherwise the running
+    statistics are used. The other arguments are those of `lif`. Gradients
+    w.r.t. x, weight and bias equal those of BatchNorm followed by `lif`.
+    Only x is saved for backward; h is recomputed there.
+    """
+    check_input(x)
+    _check_bn_args(x, weight, bias, running_mean, running_var)
+    runtime = dict(sg_params=sg_params, seed=seed, mask_key=mask_key, backend=backend, stats=stats)
     if backend == "reference":
         y = _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
-        return lif(y, **lif_kwargs)
-    check_backend(backend)
-    stats = lif_kwargs.pop("stats", None)
-    seed, mask_key, sg_params = (lif_kwargs.pop(k, d) for k, d in
-                                 (("seed", None), ("mask_key", (0, 0, 0)), ("sg_params", None)))
-    lif_kwargs.pop("backend", None)
-    cfg = make_config(**lif_kwargs)
+        return lif(y, **runtime, **neuron)
+    cfg, mask = _setup(x, backend, seed, mask_key, neuron)
     engine = engine_for(x, backend)
     st = bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
     sg = surrogate_params(cfg, sg_params, x.device)
-    wants_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias))
+    wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if not wants_grad:
         return run_no_grad(x, cfg, engine, st.bn, stats)
-    return BnLifFunction.apply(x, weight, bias, sg, cfg, engine, _mask(seed, mask_key), st, stats)
+    return BnLifFunction.apply(x, weight, bias, sg, cfg, engine, mask, st, stats)
 
 
 def _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale):

@@ -60,6 +60,7 @@ def _forward_block(x, cfg: LifConfig, affine, spikes, h_out, ws):
     v, h_buf, y, s_buf = ws
     v.zero_()
     in_place = h_out is not None and dtype == v.dtype  # compute h directly in its storage row
+    # (otherwise h lives in h_buf: without storage, or in float32 before rounding to float16)
     for t in range(x.shape[0]):
         h = h_out[t] if in_place else h_buf
         x_t = x[t]
@@ -75,8 +76,6 @@ def _forward_block(x, cfg: LifConfig, affine, spikes, h_out, ws):
             # h is rounded to the storage dtype before firing, so spikes recomputed
             # from the stored h in backward are exactly the forward's.
             h.copy_(h.to(dtype) if h_out is None else h_out[t].copy_(h))
-        elif h_out is not None and not in_place:
-            h_out[t].copy_(h)
         direct = spikes is not None and spikes.dtype == v.dtype
         s = torch.ge(h, cfg.vth, out=spikes[t] if direct else s_buf)  # METHODS §1: fire on h >= vth
         if spikes is not None and not direct:
