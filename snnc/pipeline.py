@@ -43,6 +43,11 @@ def recipe_steps(recipe: RecipeSet, fuse: bool = True) -> list[Step]:
     return steps
 
 
+def inference_steps(decoding_weights: tuple[float, ...] | None = None) -> list[Step]:
+    """The inference pipeline: strip-aux, fold-bn, bake-decoding, dce."""
+    return [Step("strip-aux"), Step("fold-bn"), Step("bake-decoding", {"weights": decoding_weights}), Step("dce")]
+
+
 def compile_source(path_or_text: str | Path, overrides: dict | None = None, file: str | None = None,
                    recipe: str | None = None, fuse: bool = True) -> Compiled:
     """Frontend, then the recipe's passes (none when `recipe` is None), verifying after each."""

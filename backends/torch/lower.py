@@ -83,7 +83,9 @@ def _where(node: Node) -> str:
     return comment_text(node.name + (f"  {node.loc}" if node.loc else ""))
 
 
-def lower_model(graph: Graph, backend: str = "auto") -> ModelContext:
+def lower_model(graph: Graph, backend: str = "auto", deploy: bool = False) -> ModelContext:
+    """Lowers the training graph (LIF from snnc.ops), or with `deploy` an inference graph whose
+    neurons are the forward-only `Spiking` modules defined in the deployed model.py itself."""
     ctx = ModelContext()
     name = Namer()
     var: dict[str, str] = {}
@@ -128,6 +130,15 @@ def lower_model(graph: Graph, backend: str = "auto") -> ModelContext:
                 var[node.name], layout[node.name] = var[ins[0]], src_layout  # runs inside the LIF op
             else:
                 emit(node, f"self.{attr}({var[ins[0]]})", src_layout)
+        elif op == "lif" and deploy:
+            scale = 1.0 - a["decay"] if a["decay_input"] else 1.0
+            attr = module(node, f"Spiking(decay={_r(a['decay'])}, vth={_r(a['vth'])}, reset={_r(a['reset'])}, "
+                                f"input_scale={_r(scale)})")
+            ctx.lif_layers.append(attr)
+            emit(node, f"self.{attr}({as_seq(ins[0])}).flatten(0, 1)", MERGED)
+        elif op == "affine":
+            attr = module(node, f"Affine({in_feat[0]})")
+            emit(node, f"self.{attr}({var[ins[0]]})", src_layout)
         elif op == "lif":
             sg = a["surrogate"]
             attr = module(node, (
@@ -172,8 +183,8 @@ def lower_model(graph: Graph, backend: str = "auto") -> ModelContext:
             emit(node, f"self.{attr}({as_seq(ins[0])})", SEQ)
         elif op == "time_weights":
             weights = ", ".join(_r(w) for w in a["weights"])
-            emit(node, f"{as_seq(ins[0])} * torch.tensor([{weights}], dtype={var[ins[0]]}.dtype, "
-                       f"device={var[ins[0]]}.device).view(-1, 1, 1)", SEQ)
+            attr = module(node, f"TimeWeights([{weights}])")
+            emit(node, f"self.{attr}({as_seq(ins[0])})", SEQ)
         else:
             raise NotImplementedError(f"no PyTorch lowering for op '{op}' (%{node.name})")
     ctx.output = as_seq(graph.output)

@@ -100,3 +100,19 @@ def render_train(graph: Graph, source: str, recipe: str, slug: str) -> str:
         slug_repr=_checked(slug, "recipe"), cpng=cpng, two=two, stages=stages, loss_expr=expr, loss_doc=doc)
     compile(text, "train.py", "exec")
     return text
+
+
+def render_deploy(graph: Graph, source: str, recipe: str) -> tuple[str, dict[str, str]]:
+    """(the standalone inference model.py, its IR node -> module attribute map)."""
+    ctx = lower_model(graph, deploy=True)
+    inp = graph.node("x")
+    text = environment().get_template("deploy_model.py.jinja").render(
+        version=__version__, source=comment_text(source), network=graph.network, recipe=comment_text(recipe),
+        network_repr=repr(graph.network), T=int(graph.params["T"]), input_kind=inp.attrs["kind"],
+        input_kind_repr=repr(inp.attrs["kind"]), input_dims=", ".join(str(int(d)) for d in inp.attrs["dims"]),
+        input_dims_tuple=repr(tuple(int(d) for d in inp.attrs["dims"])),
+        classes=int(graph.node(graph.output).shape[-1]), decoded=bool(graph.of_op("time_weights")),
+        node_modules=[(repr(k), repr(v)) for k, v in ctx.node_modules.items()],
+        modules=ctx.modules, lines=ctx.lines, output=ctx.output)
+    compile(text, "model.py", "exec")
+    return text, ctx.node_modules

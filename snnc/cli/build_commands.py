@@ -111,15 +111,15 @@ def cmd_run(args) -> int:
 
 
 def export_after_run(run_dir: Path, args) -> int:
-    try:
-        from snnc.export import export_run
-    except ImportError:
-        print("[3/3] export: not available in this version")
-        return 0
+    from snnc.cli.export_command import evaluate_export
+    from snnc.export import export_run
+
     deploy = run_dir / "deploy"
-    result = export_run(run_dir, deploy)
-    print(f"[3/3] exported {deploy}/: deployed test accuracy {100 * result['test_acc']:.2f}% "
-          f"(trained model: {100 * result['trained_test_acc']:.2f}%)")
+    export_run(run_dir, deploy)
+    r = evaluate_export(run_dir, deploy, args.data)
+    print(f"[3/3] exported {deploy}/ (model.py imports only torch): deployed test accuracy "
+          f"{100 * r['test_acc']:.2f}%, trained {100 * r['trained_test_acc']:.2f}%; predictions agree on "
+          f"{100 * r['agreement']:.2f}%, {r['differing']} of {r['spikes']} spikes differ (BN folding ties)")
     return 0
 
 

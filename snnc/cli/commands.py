@@ -170,9 +170,9 @@ def _add_passes(sub, common):
 
 
 def _registrars():
-    from snnc.cli import build_commands
+    from snnc.cli import build_commands, export_command
 
-    return [_add_check, _add_ir, _add_info, _add_passes] + build_commands.REGISTRARS
+    return [_add_check, _add_ir, _add_info, _add_passes] + build_commands.REGISTRARS + export_command.REGISTRARS
 
 
 REGISTRARS = _registrars()

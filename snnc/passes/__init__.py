@@ -5,9 +5,13 @@ from snnc.passes import (  # noqa: F401
     annotate_surrogate,
     attach_decoding,
     attach_loss,
+    bake_decoding,
+    dce,
     expand_blocks,
+    fold_bn,
     fuse_lif,
     insert_surrogate_modules,
     schedule_time,
+    strip_aux,
 )
 from snnc.passes.registry import PASSES, Pass, Step, register, run_pipeline  # noqa: F401

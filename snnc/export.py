@@ -1,0 +1,168 @@
+"""`snnc export`: inference passes, folded weights and a standalone deployable folder.
+
+DEPLOY/model.py             imports only torch; load_model(), predict()
+DEPLOY/weights.safetensors  the folded weights
+DEPLOY/model.ir             the inference IR
+DEPLOY/manifest.json        source hash, recipe, T, input, classes, snnc version, the checkpoint's metrics
+DEPLOY/model.nir            with --nir (snnc/nir_export.py)
+
+Everything is written into a temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from snnc import __version__
+from snnc.backends.torch.lower import lower_model
+from snnc.backends.torch.render import render_deploy
+from snnc.compiler import replace_folder
+from snnc.diagnostics import SnncError
+from snnc.ir.graph import Graph
+from snnc.ir.printer import print_graph
+from snnc.ir.textparse import parse
+from snnc.passes import run_pipeline
+from snnc.pipeline import inference_steps
+from snnc.runtime import checkpoint as ckpt
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SnncError(f"cannot read {path}: {exc}") from None
+
+
+def load_run(run_dir: Path, checkpoint: Path | None = None):
+    """(training graph, manifest, checkpoint) of a run folder, with every mismatch a clear error."""
+    if not run_dir.is_dir():
+        raise SnncError(f"no run folder {run_dir}", hint="train first: python BUILD/train.py --out RUN_DIR")
+    for name in ("model.ir", "manifest.json"):
+        if not (run_dir / name).is_file():
+            raise SnncError(f"{run_dir} has no {name}", hint="it is written when training starts; is this a run folder?")
+    manifest = _read_json(run_dir / "manifest.json")
+    state = ckpt.load(checkpoint or run_dir / "checkpoint.pt")
+    if state.get("network") != manifest.get("network") or state.get("recipe") != manifest.get("recipe"):
+        raise SnncError(f"the checkpoint is for {state.get('network')} with {state.get('recipe')}, but {run_dir} "
+                        f"holds {manifest.get('network')} with {manifest.get('recipe')}",
+                        hint="pass the checkpoint of this run")
+    if _minor(manifest.get("snnc_version", "")) != _minor(__version__):
+        raise SnncError(f"the run was compiled by snnc {manifest.get('snnc_version')}, this is snnc {__version__}",
+                        hint="export with the snnc version that compiled it, or recompile and retrain")
+    graph = parse((run_dir / "model.ir").read_text(), str(run_dir / "model.ir"))
+    if graph.network != manifest["network"]:
+        raise SnncError(f"{run_dir}/model.ir is network {graph.network}, the manifest says {manifest['network']}")
+    return graph, manifest, state
+
+
+def _minor(version: str) -> tuple:
+    return tuple(version.split(".")[:2])
+
+
+def _tensor(state: dict, key: str, shape=None) -> torch.Tensor:
+    if key not in state:
+        raise SnncError(f"the checkpoint has no tensor '{key}': it is from another network",
+                        hint="export the run this checkpoint belongs to")
+    t = state[key]
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise SnncError(f"checkpoint tensor '{key}' has shape {list(t.shape)}, the network needs {list(shape)}",
+                        hint="the checkpoint is from a network with other sizes")
+    return t.double()
+
+
+def deploy_weights(inference: Graph, train_modules: dict[str, str], deploy_modules: dict[str, str],
+                   state: dict) -> dict[str, torch.Tensor]:
+    """Folded float64 tensors keyed by the deployed model's state-dict names."""
+    by_name = inference.by_name
+    out: dict[str, torch.Tensor] = {}
+
+    def bn_factors(bn_name: str, channels: int, eps: float, scale: float):
+        p = f"{train_modules[bn_name]}."
+        gamma, beta = _tensor(state, p + "weight", (channels,)), _tensor(state, p + "bias", (channels,))
+        mean, var = _tensor(state, p + "running_mean", (channels,)), _tensor(state, p + "running_var", (channels,))
+        k = gamma * scale / torch.sqrt(var + eps)   # METHODS §9, in float64 to keep rounding at the threshold rare
+        return k, beta, mean
+
+    for node in inference.nodes:
+        if node.op not in ("conv", "fc", "affine"):
+            continue
+        a = node.attrs
+        dst = f"{deploy_modules[node.name]}."
+        if node.op == "affine":
+            k, beta, mean = bn_factors(a["from_bn"], node.shape[2], a["bn_eps"], a["bn_scale"])
+            out[dst + "weight"], out[dst + "bias"] = k, beta - mean * k
+            continue
+        cin = by_name[node.inputs[0]].shape[2]
+        wshape = (a["out"], cin // a["groups"], a["k"], a["k"]) if node.op == "conv" else (a["out"], cin)
+        src = f"{train_modules[node.name]}."
+        w = _tensor(state, src + "weight", wshape)
+        had_bias = src + "bias" in state
+        b = _tensor(state, src + "bias", (a["out"],)) if had_bias else torch.zeros(a["out"], dtype=torch.float64)
+        if "folded_bn" in a:
+            k, beta, mean = bn_factors(a["folded_bn"], a["out"], a["bn_eps"], a["bn_scale"])
+            w = w * k.view(-1, *([1] * (w.dim() - 1)))
+            b = beta + (b - mean) * k
+        out[dst + "weight"] = w
+        if a["bias"]:
+            out[dst + "bias"] = b
+    return out
+
+
+def decoding_weights(train: Graph, train_modules: dict[str, str], state: dict) -> tuple[float, ...] | None:
+    decode = train.of_op("two_decode")
+    if not decode:
+        return None
+    return tuple(float(x) for x in _tensor(state, f"{train_modules[decode[0].name]}.f"))
+
+
+def build_inference(train: Graph, state: dict) -> tuple[Graph, dict[str, str]]:
+    """(inference graph, the training model's node -> module map) for a checkpoint's state dict."""
+    train_modules = lower_model(train).node_modules
+    model_state = state["model"] if "model" in state else state
+    graph = run_pipeline(train, inference_steps(decoding_weights(train, train_modules, model_state)))
+    return graph, train_modules
+
+
+def export_run(run_dir: str | Path, deploy_dir: str | Path, checkpoint: str | Path | None = None,
+               dtype: str = "fp32", nir: bool = False, nir_options: dict | None = None) -> dict:
+    """Writes DEPLOY_DIR; returns a summary (paths, the checkpoint's metrics)."""
+    if dtype not in DTYPES:
+        raise SnncError(f"unknown --dtype {dtype}", hint="fp32 or fp16")
+    run_dir, deploy_dir = Path(run_dir), Path(deploy_dir)
+    train, manifest, state = load_run(run_dir, Path(checkpoint) if checkpoint else None)
+    inference, train_modules = build_inference(train, state)
+    model_text, deploy_modules = render_deploy(inference, manifest.get("source", "?"), manifest["recipe"])
+    weights = deploy_weights(inference, train_modules, deploy_modules, state["model"])
+    weights = {k: v.to(DTYPES[dtype]).contiguous() for k, v in weights.items()}
+    info = {
+        "snnc_version": __version__, "network": manifest["network"], "recipe": manifest["recipe"],
+        "source": manifest.get("source"), "source_sha256": manifest.get("source_sha256"),
+        "T": int(inference.params["T"]), "input": manifest["input"], "classes": manifest["classes"],
+        "dtype": dtype, "checkpoint_epoch": int(state.get("epoch", 0)), "metrics": state.get("metrics") or {},
+        "passes": ["strip-aux", "fold-bn", "bake-decoding", "dce"],
+    }
+    deploy_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{deploy_dir.name}.", dir=deploy_dir.parent))
+    try:
+        from safetensors.torch import save_file
+
+        (tmp / "model.py").write_text(model_text)
+        save_file(weights, str(tmp / "weights.safetensors"), metadata={"network": manifest["network"]})
+        (tmp / "model.ir").write_text(print_graph(inference, "dce"))
+        if nir:
+            from snnc.nir_export import write_nir
+
+            info["nir"] = write_nir(inference, deploy_modules, weights, tmp / "model.nir", **(nir_options or {}))
+        (tmp / "manifest.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+        replace_folder(tmp, deploy_dir, "weights.safetensors")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return {"deploy_dir": str(deploy_dir), **info}

@@ -1,0 +1,98 @@
+"""Checks a deployed folder against the training model it came from.
+
+Predictions must be equal. Per-layer spikes may differ only where BN folding
+moves a membrane value across the threshold by float rounding; `tie_rate` is
+the number of differing spikes over the number of spikes the training model fired.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from snnc.backends.torch.render import render_model
+from snnc.ir.graph import Graph
+
+_counter = itertools.count()
+
+
+def load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_{next(_counter)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def training_model(train: Graph, model_state: dict, workdir: Path):
+    """The training model.py of `train` (regenerated from the IR) with `model_state` loaded, in eval mode."""
+    path = workdir / "train_model.py"
+    path.write_text(render_model(train, "model.ir", "export check"))
+    module = load_module(path, "snnc_export_check")
+    net = module.build_model()
+    net.load_state_dict(model_state)
+    return net.eval(), module.NODE_MODULES
+
+
+@dataclass
+class Agreement:
+    samples: int
+    agree: int
+    spikes: int           # spikes fired by the training model, all layers
+    differing: int        # spikes that differ between the two models
+    per_layer: dict
+
+    @property
+    def prediction_agreement(self) -> float:
+        return self.agree / max(self.samples, 1)
+
+    @property
+    def tie_rate(self) -> float:
+        return self.differing / max(self.spikes, 1)
+
+
+def _spike_hooks(model, node_modules: dict[str, str], layers: list[str], store: dict):
+    handles = []
+    for node in layers:
+        module = model.get_submodule(node_modules[node])
+        handles.append(module.register_forward_hook(
+            lambda m, i, o, key=node: store.setdefault(key, []).append(o.detach())))
+    return handles
+
+
+@torch.no_grad()
+def compare(train_model, train_modules: dict[str, str], deployed, deploy_modules: dict[str, str],
+            inputs: torch.Tensor, batch_size: int = 64) -> Agreement:
+    """Predictions and per-layer spikes of both models on `inputs` [N, ...] (eval mode)."""
+    layers = [n for n in deploy_modules if n in train_modules and
+              type(deployed.get_submodule(deploy_modules[n])).__name__ == "Spiking"]
+    total = Agreement(0, 0, 0, 0, {n: [0, 0] for n in layers})
+    for chunk in inputs.split(batch_size):
+        a_store: dict = {}
+        b_store: dict = {}
+        hooks = _spike_hooks(train_model, train_modules, layers, a_store) + \
+            _spike_hooks(deployed, deploy_modules, layers, b_store)
+        try:
+            out_a, _ = train_model(chunk)
+            out_b = deployed(chunk.to(next(deployed.parameters()).dtype))
+        finally:
+            for h in hooks:
+                h.remove()
+        total.samples += chunk.shape[0]
+        total.agree += int((out_a.mean(0).argmax(-1) == out_b.float().mean(0).argmax(-1)).sum())
+        for n in layers:
+            sa, sb = a_store[n][0], b_store[n][0].to(a_store[n][0].dtype)
+            fired, diff = int(sa.sum()), int((sa != sb).sum())
+            total.spikes += fired
+            total.differing += diff
+            total.per_layer[n][0] += fired
+            total.per_layer[n][1] += diff
+    return total
+
+
+def deployed_model(deploy_dir: Path):
+    module = load_module(Path(deploy_dir) / "model.py", "snnc_deployed")
+    return module.load_model(), module

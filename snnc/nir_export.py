@@ -1,0 +1,142 @@
+"""NIR export of an inference graph (https://neuroir.org), written as HDF5 with `nir.write`.
+
+LIF with time step dt (METHODS §1 with NIR's tau dv/dt = (v_leak - v) + r I, Euler):
+    decay = 1 - dt/tau      ->  tau = dt / (1 - decay)
+    input scale dt*r/tau    ->  r = tau/dt (= 1/(1 - decay)) for h = decay v + x,
+                                r = 1 for decay_input (h = decay v + (1 - decay) x)
+    v_leak = 0, v_threshold = vth, v_reset = 0 (hard reset)
+With the default dt = 1 this is tau = 1/(1 - decay), r = tau. `if` (decay = 1) becomes
+NIR's IF with r = 1/dt. Importers disagree on dt: snnTorch's import_from_nir assumes
+dt = 1e-4 and Norse's takes dt as an argument, so export with the dt the importer uses.
+Residual adds become edges (NIR sums a node's inputs). NIR fires on v > vth, snnc on
+h >= vth: the two differ only at exact ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from snnc.diagnostics import SnncError
+from snnc.ir.graph import Graph, Node
+
+
+class Unsupported(SnncError):
+    pass
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float32).cpu().numpy()
+
+
+def _pool_params(node: Node, in_hw: tuple[int, int]) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of an avg pool; adaptive pools only when they tile evenly."""
+    a = node.attrs
+    if node.op == "avgpool":
+        return a["k"], a["stride"], a["pad"]
+    size = a["size"]
+    h, w = in_hw
+    if h != w or h % size:
+        raise Unsupported(f"%{node.name}: adaptive_avgpool({size}) on {h}x{w} is not an even tiling; NIR has no "
+                          f"adaptive pooling", node.loc)
+    return h // size, h // size, 0
+
+
+def nir_nodes(graph: Graph, modules: dict[str, str], weights: dict[str, torch.Tensor], dt: float = 1.0,
+              sum_pool: bool = False, lossy: bool = False) -> tuple[dict, list, list[str]]:
+    """(NIR nodes, edges, warnings) for an inference graph."""
+    import nir
+
+    if dt <= 0:
+        raise SnncError(f"--nir-dt must be positive, not {dt}")
+    by_name = graph.by_name
+    nodes: dict = {}
+    warnings: list[str] = []
+    sources: dict[str, list[str]] = {}  # IR node -> the NIR nodes whose outputs sum to its value
+
+    def refuse(node: Node, what: str) -> None:
+        if not lossy:
+            raise Unsupported(f"%{node.name}: {what}, which NIR cannot express", node.loc,
+                              "export without --nir, or with --lossy to drop it (with a warning)")
+        warnings.append(f"%{node.name}: {what} dropped (--lossy)")
+
+    edges: list[tuple[str, str]] = []
+    for node in graph.nodes:
+        a = node.attrs
+        key = node.name.replace(".", "_")
+        feats = node.features
+        ins = [s for i in node.inputs for s in sources[i]]
+        in_feat = by_name[node.inputs[0]].features if node.inputs else ()
+        if node.op == "input":
+            nodes["input"] = nir.Input(input_type={"input": np.array(feats)})
+            sources[node.name] = ["input"]
+            continue
+        if node.op == "add":
+            if len(set(ins)) != len(ins):
+                refuse(node, "an add of a value to itself")
+            sources[node.name] = ins
+            continue
+        if node.op == "time_weights":
+            if not np.allclose(a["weights"], 1.0):
+                refuse(node, "TWO's per-step output weights")
+            sources[node.name] = ins
+            continue
+        mod = modules.get(node.name)
+        if node.op == "conv":
+            bias = weights.get(f"{mod}.bias")
+            nodes[key] = nir.Conv2d(input_shape=tuple(in_feat[1:]), weight=_np(weights[f"{mod}.weight"]),
+                                    stride=a["stride"], padding=a["pad"], dilation=1, groups=a["groups"],
+                                    bias=_np(bias) if bias is not None else np.zeros(a["out"], np.float32))
+        elif node.op == "fc":
+            bias = weights.get(f"{mod}.bias")
+            w = _np(weights[f"{mod}.weight"])
+            nodes[key] = nir.Affine(weight=w, bias=_np(bias)) if bias is not None else nir.Linear(weight=w)
+        elif node.op == "flatten":
+            nodes[key] = nir.Flatten(input_type={"input": np.array(in_feat)}, start_dim=0, end_dim=-1)
+        elif node.op in ("avgpool", "adaptive_avgpool"):
+            k, s, p = _pool_params(node, tuple(in_feat[1:]))
+            if sum_pool:
+                nodes[key] = nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([s, s]),
+                                           padding=np.array([p, p]))
+                nodes[key + "_scale"] = nir.Scale(scale=np.full(feats, 1.0 / (k * k), np.float32))
+                edges.append((key, key + "_scale"))
+                edges += [(src, key) for src in ins]
+                sources[node.name] = [key + "_scale"]
+                continue
+            nodes[key] = nir.AvgPool2d(kernel_size=np.array([k, k]), stride=np.array([s, s]), padding=np.array([p, p]))
+        elif node.op == "lif":
+            if a["reset"] == "soft":
+                refuse(node, "a soft reset (NIR resets to v_reset)")
+                if lossy:
+                    warnings[-1] = f"%{node.name}: soft reset exported as a hard reset (--lossy)"
+            vth = np.full(feats, a["vth"], np.float32)
+            zeros = np.zeros(feats, np.float32)
+            if a["decay"] == 1.0:
+                nodes[key] = nir.IF(r=np.full(feats, 1.0 / dt, np.float32), v_threshold=vth, v_reset=zeros)
+            else:
+                tau = dt / (1.0 - a["decay"])
+                r = 1.0 if a["decay_input"] else tau / dt
+                nodes[key] = nir.LIF(tau=np.full(feats, tau, np.float32), r=np.full(feats, r, np.float32),
+                                     v_leak=zeros, v_threshold=vth, v_reset=zeros)
+        elif node.op in ("maxpool", "affine"):
+            refuse(node, f"{node.op}")
+            sources[node.name] = ins
+            continue
+        else:
+            raise Unsupported(f"%{node.name}: no NIR mapping for op '{node.op}'", node.loc)
+        edges += [(src, key) for src in ins]
+        sources[node.name] = [key]
+    nodes["output"] = nir.Output(output_type={"output": np.array(by_name[graph.output].features)})
+    edges += [(src, "output") for src in sources[graph.output]]
+    return nodes, edges, warnings
+
+
+def write_nir(graph: Graph, modules: dict[str, str], weights: dict[str, torch.Tensor], path, dt: float = 1.0,
+              sum_pool: bool = False, lossy: bool = False) -> dict:
+    """Writes `path` (HDF5); returns a summary for the manifest."""
+    import nir
+
+    nodes, edges, warnings = nir_nodes(graph, modules, weights, dt, sum_pool, lossy)
+    nir.write(str(path), nir.NIRGraph(nodes=nodes, edges=edges))
+    return {"file": "model.nir", "dt": dt, "sum_pool": sum_pool, "nodes": len(nodes), "edges": len(edges),
+            "warnings": warnings}

@@ -1,0 +1,24 @@
+"""strip-aux: delete the SML modules, the loss and every training-only annotation (METHODS §6)."""
+
+from __future__ import annotations
+
+from snnc.ir.graph import Graph
+from snnc.ir.schema import TRAINING_ONLY_LIF_ATTRS
+from snnc.passes.registry import prop, register
+
+TRAINING_GRAPH_ATTRS = ("cpng_chi_limit", "cpng_per_batch", "sml_blocks", "time_stages")
+
+
+@prop("no-aux", "no aux nodes, aux outputs or training annotations remain")
+def has_no_aux(graph: Graph) -> bool:
+    return not graph.aux_outputs and all(n.role == "main" for n in graph.nodes) and not any(
+        k in n.attrs for n in graph.nodes if n.op == "lif" for k in TRAINING_ONLY_LIF_ATTRS)
+
+
+@register("strip-aux", requires=("expanded",), ensures=("no-aux",), phase="inference")
+def strip_aux(graph: Graph) -> Graph:
+    """Drop aux nodes (SML modules, losses), aux outputs, and surrogate/mask annotations on LIF layers."""
+    drop = {k: None for k in TRAINING_ONLY_LIF_ATTRS}
+    nodes = [n.with_attrs(**drop) if n.op == "lif" else n for n in graph.nodes if n.role == "main"]
+    attrs = graph.attrs.set(phase="stripped", **{k: None for k in TRAINING_GRAPH_ATTRS})
+    return graph.replace(nodes=nodes, aux_outputs=(), attrs=attrs)
