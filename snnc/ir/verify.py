@@ -114,23 +114,30 @@ def _check_block(block: Block, graph: Graph) -> None:
 
 
 def _check_phase(graph: Graph) -> None:
-    """Training graphs give every LIF a surrogate; inference graphs hold nothing training-only."""
-    if graph.attrs.get("phase") != "inference":
+    """Training graphs give every LIF a surrogate. From strip-aux on (phase=stripped) nothing
+    training-only remains; after dce (phase=inference) no BN, decoding or identity is left either."""
+    phase = graph.attrs.get("phase", "training")
+    if phase not in ("training", "stripped", "inference"):
+        raise IRError(f"unknown phase '{phase}'")
+    if phase == "training":
         for node in graph.nodes:
             if node.op == "lif" and "surrogate" not in node.attrs:
                 _fail(node, "a training graph's LIF layers need a surrogate")
         return
     if graph.blocks or graph.aux_outputs:
-        raise IRError("an inference graph has no blocks and no aux outputs")
+        raise IRError(f"a {phase} graph has no blocks and no aux outputs")
+    banned = {"sdt_loss", "tet_loss", "sml_loss", "mean_t", "leaky_relu", "call"}
+    if phase == "inference":
+        banned |= set(TRAINING_ONLY_OPS) | {"identity"}
     for node in graph.nodes:
         if node.role != "main":
-            _fail(node, "an inference graph has no aux nodes")
-        if node.op in TRAINING_ONLY_OPS or node.op in ("call", "identity"):
-            _fail(node, f"an inference graph has no {node.op} nodes")
+            _fail(node, f"a {phase} graph has no aux nodes")
+        if node.op in banned:
+            _fail(node, f"a {phase} graph has no {node.op} nodes")
         if node.op == "lif":
             left = sorted(set(node.attrs) & set(TRAINING_ONLY_LIF_ATTRS))
             if left:
-                _fail(node, f"an inference graph's LIF layers carry no training annotations ({', '.join(left)})")
+                _fail(node, f"a {phase} graph's LIF layers carry no training annotations ({', '.join(left)})")
 
 
 def verify(graph: Graph) -> Graph:
