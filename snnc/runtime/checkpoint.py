@@ -8,7 +8,9 @@ the previous checkpoint or the new one, never a half-written file. Loading uses
 
 from __future__ import annotations
 
+import io
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -16,6 +18,11 @@ import torch
 from snnc.diagnostics import SnncError
 
 FORMAT = "snnc-checkpoint-v1"
+# Test hook, off unless set: SNNC_TEST_SLOW_CHECKPOINT_WRITE=SECONDS writes the first half of the
+# temporary file, sleeps that long, then writes the rest and renames it. The kill tests
+# (tests/test_faults.py, bench/soak_kill.py) use it to land SIGKILLs inside a checkpoint write.
+SLOW_WRITE_ENV = "SNNC_TEST_SLOW_CHECKPOINT_WRITE"
+TEMP_GLOB = ".*.tmp-*"
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -37,7 +44,7 @@ def save_atomic(state: dict, path: str | Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
+            _write(f, {"format": FORMAT, **state})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -45,6 +52,20 @@ def save_atomic(state: dict, path: str | Path) -> None:
         if tmp.exists():
             tmp.unlink()
     _fsync_dir(path.parent)
+
+
+def _write(f, state: dict) -> None:
+    delay = float(os.environ.get(SLOW_WRITE_ENV) or 0)
+    if delay <= 0:
+        torch.save(state, f)
+        return
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    f.write(data[: len(data) // 2])
+    f.flush()
+    time.sleep(delay)
+    f.write(data[len(data) // 2:])
 
 
 def load(path: str | Path) -> dict:
@@ -64,7 +85,7 @@ def load(path: str | Path) -> dict:
 
 def clean_stale_temporaries(folder: str | Path) -> None:
     """Removes temporaries left by a process killed mid-write (they are never loaded)."""
-    for tmp in Path(folder).glob(".*.tmp-*"):
+    for tmp in Path(folder).glob(TEMP_GLOB):
         try:
             tmp.unlink()
         except OSError:

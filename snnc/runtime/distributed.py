@@ -52,6 +52,14 @@ def mean_across_ranks(t: torch.Tensor) -> torch.Tensor:
     return sum_across_ranks(t) / tdist.get_world_size()
 
 
+def any_across_ranks(*flags: bool) -> list[bool]:
+    """For each flag: whether it is set on any rank (one small all-reduce; no-op on one process)."""
+    if not active():
+        return [bool(f) for f in flags]
+    totals = sum_across_ranks(torch.tensor([float(bool(f)) for f in flags], dtype=torch.float64))
+    return [bool(v > 0) for v in totals.tolist()]
+
+
 def barrier() -> None:
     if active():
         tdist.barrier()

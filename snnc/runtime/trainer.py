@@ -4,13 +4,26 @@ Deterministic by construction: the batch order of epoch e comes from a
 sampler seeded with (seed, e), augmentation from a generator seeded with
 (seed, e, rank, batch), MSG masks from each layer's iteration counter. So
 `--resume` from an epoch checkpoint reproduces the uninterrupted run.
+
+Faults: the checkpoint of an epoch is written (atomically) before its
+metrics line, so a process killed at any instant loses at most the epoch in
+progress; `--resume` drops torn or later metrics lines and restores the last
+one from the checkpoint. SIGTERM stops between batches with a mid-epoch
+checkpoint (exit 143). Under torchrun every rank agrees on stopping and on a
+non-finite loss before the backward pass, so no rank waits in a collective.
+
+Environment: SNNC_DUMP_RANK_STATE=DIR makes every rank write DIR/rank-N.pt
+at the end of a run (its model state and its own last-batch h statistics),
+so tests and users can check that ranks agree.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -29,6 +42,8 @@ from snnc.runtime.options import TrainSpec, make_parser, validate
 from snnc.runtime.progress import Progress
 
 EXIT_TERMINATED = 143
+DUMP_ENV = "SNNC_DUMP_RANK_STATE"
+BUILD_FILES = ("model.ir", "manifest.json")  # copied into the run folder for `snnc report` and export
 
 
 @dataclass
@@ -153,6 +168,7 @@ def _init_weights(model, path: str) -> None:
 class Trainer:
     def __init__(self, spec: TrainSpec, build_model, compute_loss, args):
         self.spec, self.args, self.compute_loss = spec, args, compute_loss
+        self.build_dir = _build_dir(build_model)
         self.device = _device(args)
         self.world = dist.init(str(self.device))
         if self.device.type == "cuda":
@@ -194,65 +210,128 @@ class Trainer:
     # -- checkpoints
     def _prepare_run_dir(self) -> None:
         ckpt = self.out / "checkpoint.pt"
-        if self.args.resume:
-            if not ckpt.exists():
-                raise SnncError(f"--resume: {self.out} has no checkpoint.pt", hint="drop --resume to start a new run")
-            return
-        if ckpt.exists() and not self.args.force:
+        if self.args.resume and not ckpt.exists():
+            raise SnncError(f"--resume: {self.out} has no checkpoint.pt", hint="drop --resume to start a new run")
+        if not self.args.resume and ckpt.exists() and not self.args.force:
             raise SnncError(f"{self.out} already holds a run", hint="--resume continues it, --force starts over, "
                                                                      "--out picks another folder")
+        dist.barrier()  # every rank has checked before rank 0 changes anything
         if self.world.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            for name in ("checkpoint.pt", "metrics.jsonl"):
-                if (self.out / name).exists():
-                    (self.out / name).unlink()
+            checkpoint.clean_stale_temporaries(self.out)
+            if not self.args.resume:
+                for name in ("checkpoint.pt", "metrics.jsonl"):
+                    if (self.out / name).exists():
+                        (self.out / name).unlink()
+            self._copy_build_files()
+        dist.barrier()
 
-    def _checkpoint_state(self, opt, sched, stage: int) -> dict:
+    def _copy_build_files(self) -> None:
+        if self.build_dir is None:
+            return
+        for name in BUILD_FILES:
+            if (self.build_dir / name).is_file():
+                tmp = self.out / f".{name}.tmp-{os.getpid()}"
+                tmp.write_bytes((self.build_dir / name).read_bytes())
+                os.replace(tmp, self.out / name)
+            self._copy_build_files()
+
+    def _copy_build_files(self) -> None:
+        """The training IR and manifest travel with the run, so `snnc export RUN_DIR` needs nothing else."""
+        if not self.spec.build_dir:
+            return
+        for name in ("model.ir", "manifest.json"):
+            src = Path(self.spec.build_dir) / name
+            if src.is_file():
+                shutil.copyfile(src, self.out / name)
+
+    def _partial_totals(self) -> tuple[list[float], list[float]]:
+        """This epoch's running sums and TWO counts so far, summed over ranks (for a checkpoint)."""
+        s = self.state.sums
+        totals = dist.sum_across_ranks(torch.tensor([s.loss, s.correct, s.count], dtype=torch.float64)).tolist()
+        two = []
+        if self.two and self.two.correct is not None:
+            two = dist.sum_across_ranks(torch.cat([self.two.correct.double().cpu(), torch.tensor(
+                [float(self.two.count)], dtype=torch.float64)])).tolist()
+        return totals + [float(s.batches), s.seconds], two
+
+    def _checkpoint_state(self, opt, sched, stage: int, sums: list[float], two_partial: list[float]) -> dict:
         return {
             "network": self.spec.network, "recipe": self.spec.recipe,
             "model": self.model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": self.state.epoch, "batch": self.state.batch, "sums": self.state.sums.as_list(),
+            "epoch": self.state.epoch, "batch": self.state.batch, "sums": sums,
             "stage": stage, "T": self.stages[stage].T, "best_acc": self.state.best_acc,
             "hooks": {"cpng": self.cpng.state_dict() if self.cpng else {},
                       "two": self.two.state_dict() if self.two else {},
-                      "two_partial": ([float(v) for v in self.two.correct.tolist()] + [float(self.two.count)])
-                      if self.two and self.two.correct is not None else []},
+                      "two_partial": two_partial},
             "rng": torch.get_rng_state(), "metrics": self.state.last,
             "world_size": self.world.size, "seed": self.args.seed,
         }
 
     def _save(self, opt, sched, stage: int) -> None:
+        sums, two_partial = self._partial_totals()  # a collective: every rank takes part
         if self.world.main:
-            checkpoint.save_atomic(self._checkpoint_state(opt, sched, stage), self.out / "checkpoint.pt")
+            checkpoint.save_atomic(self._checkpoint_state(opt, sched, stage, sums, two_partial),
+                                   self.out / "checkpoint.pt")
         dist.barrier()
 
     def _restore(self) -> dict:
-        ck = checkpoint.load(self.out / "checkpoint.pt")
+        path = self.out / "checkpoint.pt"
+        ck = checkpoint.load(path)
         if ck.get("network") != self.spec.network or ck.get("recipe") != self.spec.recipe:
-            raise SnncError(f"{self.out}/checkpoint.pt belongs to {ck.get('network')} with {ck.get('recipe')}, "
+            raise SnncError(f"{path} belongs to {ck.get('network')} with {ck.get('recipe')}, "
                             f"not {self.spec.network} with {self.spec.recipe}", hint="use --out for a new run")
+        if int(ck.get("batch") or 0) and ck.get("world_size") != self.world.size:
+            raise SnncError(f"{path} was saved in the middle of an epoch by {ck.get('world_size')} process(es); "
+                            f"this run has {self.world.size}",
+                            hint=f"resume with the same number of processes ({ck.get('world_size')})")
         try:
             self.model.load_state_dict(ck["model"])
         except RuntimeError as exc:
-            raise SnncError(f"{self.out}/checkpoint.pt does not fit this network: {str(exc)[:300]}") from None
-        self.state = RunState(int(ck["epoch"]), int(ck["batch"]), EpochSums.from_list(ck["sums"]),
-                              float(ck["best_acc"]), dict(ck.get("metrics") or {}))
+            raise SnncError(f"{path} does not fit this network: {str(exc)[:300]}") from None
+        try:
+            self._restore_state(ck)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise SnncError(f"{path} is incomplete ({exc.__class__.__name__}: {str(exc)[:100]})",
+                            hint="it was not written by this version of snnc; start over with --force") from None
+        self._repair_metrics(self.state.epoch, self.state.last)
+        return ck
+
+    def _restore_state(self, ck: dict) -> None:
+        # Checkpoints hold the running sums of all ranks together: rank 0 continues from them, the others from 0.
+        sums = EpochSums.from_list(ck["sums"])
+        if not self.world.main:
+            sums = EpochSums(batches=sums.batches, seconds=sums.seconds)
+        self.state = RunState(int(ck["epoch"]), int(ck["batch"]), sums, float(ck["best_acc"]),
+                              dict(ck.get("metrics") or {}))
         if self.cpng:
             self.cpng.load_state_dict(ck["hooks"]["cpng"])
         partial = ck["hooks"].get("two_partial") or []
         if self.two and partial:
-            self.two.correct = torch.tensor(partial[:-1], dtype=torch.float64)
-            self.two.count = int(partial[-1])
+            correct = torch.tensor(partial[:-1], dtype=torch.float64)
+            self.two.correct = correct if self.world.main else torch.zeros_like(correct)
+            self.two.count = int(partial[-1]) if self.world.main else 0
         torch.set_rng_state(ck["rng"])
-        self._truncate_metrics(self.state.epoch)
-        return ck
 
-    def _truncate_metrics(self, epochs_done: int) -> None:
+    def _repair_metrics(self, epochs_done: int, last: dict) -> None:
+        """metrics.jsonl with one line per completed epoch: later and torn lines dropped, the last restored."""
         path = self.out / "metrics.jsonl"
-        if not self.world.main or not path.exists():
+        if not self.world.main:
             return
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] < epochs_done]
-        path.write_text("".join(ln + "\n" for ln in keep))
+        keep = {}
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                record = json.loads(line)
+                epoch = int(record["epoch"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a kill mid-write
+            if epoch < epochs_done:
+                keep[epoch] = line
+        if last.get("epoch") == epochs_done - 1 and epochs_done - 1 not in keep:
+            keep[epochs_done - 1] = json.dumps(last)  # killed between the checkpoint and its metrics line
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(keep[e] + "\n" for e in sorted(keep)))
+        os.replace(tmp, path)
 
     # -- signals
     def _on_signal(self, signum, frame) -> None:
@@ -287,8 +366,12 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 outputs, aux = self.net(x)
                 loss = self.compute_loss(outputs.float(), [a.float() for a in aux], y)
-            if not torch.isfinite(loss):
-                raise SnncError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; training stopped",
+            # One agreement per step, before DDP's gradient all-reduce: a rank that stopped alone
+            # would leave the others waiting in a collective.
+            bad, stop = dist.any_across_ranks(not torch.isfinite(loss), self.stop_signal is not None)
+            if bad:
+                value = loss.item() if not torch.isfinite(loss) else "non-finite on another process"
+                raise SnncError(f"the loss became {value} at epoch {epoch + 1}, step {i + 1}; training stopped",
                                 hint=f"the last good checkpoint is kept in {self.out}; try a lower --lr")
             opt.zero_grad(set_to_none=True)
             if self.scaler:
@@ -310,7 +393,7 @@ class Trainer:
             sums.batches = i + 1
             progress.update(loss=sums.loss / sums.count, acc=sums.correct / sums.count,
                             rate=b * self.world.size / max(progress.step_time(), 1e-9))
-            if self.stop_signal is not None and not last:
+            if stop and not last:
                 sums.seconds += time.perf_counter() - start
                 self.state.batch, self.state.sums = i + 1, sums
                 progress.close()
@@ -393,13 +476,14 @@ class Trainer:
                 record["test_loss"], record["test_acc"] = self.evaluate()
                 self.state.best_acc = max(self.state.best_acc, record["test_acc"])
                 self.state.epoch, self.state.batch, self.state.sums, self.state.last = epoch + 1, 0, EpochSums(), record
+                self._save(opt, sched, stage_idx)  # first the checkpoint, then its metrics line (see _repair_metrics)
                 if self.world.main:
                     with open(self.out / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(record) + "\n")
                     print(_summary(record, self.total_epochs))
-                self._save(opt, sched, stage_idx)
                 epochs_this_run += 1
-                if self.stop_signal is not None:
+                stop = dist.any_across_ranks(self.stop_signal is not None)[0]
+                if stop and self.state.epoch < self.total_epochs:
                     raise Stop()
                 if self.args.stop_after is not None and epochs_this_run >= self.args.stop_after \
                         and self.state.epoch < self.total_epochs:
@@ -408,17 +492,40 @@ class Trainer:
                     return 0
         except Stop:
             if self.world.main:
-                print(f"stopped by signal {self.stop_signal}; the checkpoint in {self.out} is current "
-                      f"(resume with --resume)", file=sys.stderr)
+                print(f"stopped by SIGTERM after {self.state.epoch} epoch(s) and {self.state.batch} batch(es); "
+                      f"the checkpoint in {self.out} is current (resume with --resume)", file=sys.stderr)
             return EXIT_TERMINATED
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
+        self._dump_rank_state()
         if self.world.main:
             last = self.state.last
             print(f"done: test accuracy {100 * last.get('test_acc', 0):.2f}% after {self.total_epochs} epochs "
                   f"(best {100 * self.state.best_acc:.2f}%); run folder {self.out}")
         return 0
+
+    def _dump_rank_state(self) -> None:
+        folder = os.environ.get(DUMP_ENV)
+        if not folder:
+            return
+        local_h = {}
+        for layer in self.spec.lif_layers:
+            m = self.model.get_submodule(layer)
+            if m.h_mean is not None:
+                local_h[layer] = [float(m.h_mean), float(m.h_std)]
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        torch.save({"rank": self.world.rank, "world_size": self.world.size, "epoch": self.state.epoch,
+                    "model": self.model.state_dict(), "local_h": local_h},
+                   Path(folder) / f"rank-{self.world.rank}.pt")
+
+
+def _build_dir(build_model) -> Path | None:
+    """The folder of the generated model.py that defines `build_model` (None for other callables)."""
+    try:
+        return Path(inspect.getfile(build_model)).resolve().parent
+    except (TypeError, OSError):
+        return None
 
 
 def _mix(*values: int) -> int:

@@ -1,0 +1,134 @@
+"""Data parallelism: the generated train.py under torchrun, 2 processes on the CPU (gloo).
+
+Each run sets SNNC_DUMP_RANK_STATE so that every rank writes its own final
+state; the tests compare what the ranks hold, not only what rank 0 saved.
+"""
+
+import importlib.util
+import itertools
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from snnc.compiler import compile_to
+from snnc.runtime import checkpoint
+from trainkit import build, read_metrics
+
+_count = itertools.count()
+
+# The digits network of models/digits.snn without BN: BN statistics are per rank on
+# the CPU, so only a BN-free network can match a single process with the global batch.
+DIGITS_NO_BN = """
+network digits_nobn(T = 4, classes = 10, width = 8) {
+  input image[1, 8, 8]
+  neuron lif(decay = 0.5, vth = 1.0, reset = hard)
+  surrogate triangle(beta = 1.0)
+
+  block basic(c, stride = 1) {
+    main = conv(c, 3, stride) -> lif -> conv(c, 3)
+    skip = conv(c, 1, stride) if stride != 1 or in != c else identity
+    out  = add(main, skip) -> lif
+  }
+
+  stem   = conv(width, 3) -> lif
+  layer1 = basic(width)
+  layer2 = basic(2 * width, stride = 2)
+  head   = adaptive_avgpool -> flatten -> fc(classes)
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(build_dir, args, dump, nproc=2, timeout=300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(build_dir / "train.py"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SNNC_DUMP_RANK_STATE": str(dump)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=build_dir.parent)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def rank_states(dump, n=2) -> list[dict]:
+    states = [torch.load(dump / f"rank-{r}.pt", weights_only=True) for r in range(n)]
+    assert [s["rank"] for s in states] == list(range(n)) and all(s["world_size"] == n for s in states)
+    return states
+
+
+@pytest.fixture
+def one_thread():
+    """Single-threaded torch, as in the torchrun workers (OMP_NUM_THREADS=1), and much faster on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _import_train(build_dir):
+    spec = importlib.util.spec_from_file_location(f"train_ddp_{next(_count)}", build_dir / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ranks_hold_identical_beta_and_two_weights(tmp_path):
+    # chi_limit=0.5 lies above the chi of these layers, so the second epoch's update must move beta.
+    out, mod = build(tmp_path, "digits", "sml+tet+cpng(chi_limit=0.5)+two(warmup=0)")
+    run, dump = tmp_path / "run", tmp_path / "dump"
+    proc = torchrun(out, ["--data", "synthetic:128", "--batch-size", "16", "--epochs", "2", "--lr", "0.01",
+                          "--quiet", "--out", str(run)], dump)
+    a, b = rank_states(dump)
+    for key in a["model"]:
+        if key.endswith(".sg_params") or key == "decode.f" or not ("running_" in key or "num_batches" in key):
+            assert torch.equal(a["model"][key], b["model"][key]), key  # beta, f and every parameter
+    betas = torch.stack([a["model"][f"{layer}.sg_params"][0] for layer in mod.model.CPNG_LAYERS])
+    f = a["model"]["decode.f"]
+    assert (betas != 1.0).any() and (f != 1.0).any(), (betas, f)  # both controllers really moved
+    # Each rank saw other samples in its last batch, so the rule needed the all-reduce to agree.
+    assert a["local_h"] != b["local_h"]
+    # Only rank 0 logs and writes: one summary per epoch, one metrics line per epoch, one checkpoint.
+    assert proc.stdout.count("epoch 1/2") == 1 and proc.stdout.count("done:") == 1
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "manifest.json", "metrics.jsonl", "model.ir"]
+    ck = checkpoint.load(run / "checkpoint.pt")
+    assert ck["world_size"] == 2 and torch.equal(ck["model"]["decode.f"], f)
+    for layer, v in records[-1]["cpng"].items():
+        assert a["model"][f"{layer}.sg_params"][0].item() == pytest.approx(v["beta"])
+    assert records[-1]["two_weights"] == pytest.approx(f.tolist())
+
+
+def test_two_processes_match_one_process_with_the_global_batch(tmp_path, one_thread):
+    source = tmp_path / "digits_nobn.snn"
+    source.write_text(DIGITS_NO_BN)
+    out = tmp_path / "build"
+    compile_to(source, "tet+cpng(chi_limit=0.5)+two(warmup=0)", out)
+    # 64 samples, 2 ranks x 8 vs 1 rank x 16: 4 optimizer steps per epoch either way, no padding.
+    # DistributedSampler permutes with the same seed for any world size and gives rank r the
+    # positions r, r + 2, r + 4, ... of that permutation; so step k of the two ranks together sees
+    # positions [16k, 16k + 16), exactly batch k of the single process. DDP averages the ranks'
+    # gradients of per-sample mean losses, which is the gradient of the mean over all 16 samples.
+    common = ["--data", "synthetic:64", "--epochs", "2", "--lr", "0.05", "--quiet"]
+    dump = tmp_path / "dump"
+    torchrun(out, common + ["--batch-size", "8", "--out", str(tmp_path / "ddp")], dump)
+    single = _import_train(out)
+    assert single.main(common + ["--batch-size", "16", "--out", str(tmp_path / "one")]) == 0
+    one = checkpoint.load(tmp_path / "one" / "checkpoint.pt")["model"]
+    ranks = rank_states(dump)
+    for state in ranks:
+        assert state["model"].keys() == one.keys()
+        for key, value in one.items():
+            torch.testing.assert_close(state["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    assert (one["decode.f"] != 1).any() and any((one[f"{n}.sg_params"][0] != 1) for n in single.model.CPNG_LAYERS)
+    ddp_metrics, one_metrics = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "one")
+    for a, b in zip(ddp_metrics, one_metrics):
+        assert a["train_acc"] == b["train_acc"] and a["test_acc"] == b["test_acc"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
