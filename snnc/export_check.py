@@ -42,8 +42,9 @@ class Agreement:
     samples: int
     agree: int
     spikes: int           # spikes fired by the training model, all layers
-    differing: int        # spikes that differ between the two models
-    per_layer: dict
+    differing: int        # spikes a deployed layer computes differently from the same upstream spikes
+    per_layer: dict       # layer -> [spikes fired, differing]
+    cascaded: int = 0     # spikes that differ when both models run freely
 
     @property
     def prediction_agreement(self) -> float:
@@ -55,12 +56,37 @@ class Agreement:
 
 
 def _spike_hooks(model, node_modules: dict[str, str], layers: list[str], store: dict):
-    handles = []
+    """Records each layer's output spikes; returns undo callables. Training LIF layers whose BN is
+    fused run through `forward_bn`, which forward hooks do not see, so that method is wrapped too."""
+    undo = []
     for node in layers:
         module = model.get_submodule(node_modules[node])
-        handles.append(module.register_forward_hook(
-            lambda m, i, o, key=node: store.setdefault(key, []).append(o.detach())))
-    return handles
+        handle = module.register_forward_hook(lambda m, i, o, key=node: store.setdefault(key, []).append(o.detach()))
+        undo.append(handle.remove)
+        if hasattr(module, "forward_bn"):
+            original = module.forward_bn
+
+            def recording(*args, _original=original, _key=node, **kwargs):
+                out = _original(*args, **kwargs)
+                store.setdefault(_key, []).append(out.detach())
+                return out
+
+            module.forward_bn = recording
+            undo.append(lambda m=module: delattr(m, "forward_bn"))
+    return undo
+
+
+def _forcing_hooks(model, node_modules: dict[str, str], layers: list[str], forced: dict, counts: dict):
+    """Each deployed layer counts where its spikes differ from `forced[layer]`, then outputs those."""
+    handles = []
+    for node in layers:
+        def hook(m, i, o, key=node):
+            target = forced[key].to(o.dtype)
+            counts[key] = int((o != target).sum())
+            return target
+
+        handles.append(model.get_submodule(node_modules[node]).register_forward_hook(hook))
+    return [h.remove for h in handles]
 
 
 @torch.no_grad()
@@ -70,26 +96,35 @@ def compare(train_model, train_modules: dict[str, str], deployed, deploy_modules
     layers = [n for n in deploy_modules if n in train_modules and
               type(deployed.get_submodule(deploy_modules[n])).__name__ == "Spiking"]
     total = Agreement(0, 0, 0, 0, {n: [0, 0] for n in layers})
+    dtype = next(deployed.parameters()).dtype
     for chunk in inputs.split(batch_size):
         a_store: dict = {}
         b_store: dict = {}
-        hooks = _spike_hooks(train_model, train_modules, layers, a_store) + \
+        undo = _spike_hooks(train_model, train_modules, layers, a_store) + \
             _spike_hooks(deployed, deploy_modules, layers, b_store)
         try:
             out_a, _ = train_model(chunk)
-            out_b = deployed(chunk.to(next(deployed.parameters()).dtype))
+            out_b = deployed(chunk.to(dtype))
         finally:
-            for h in hooks:
-                h.remove()
+            for restore in undo:
+                restore()
         total.samples += chunk.shape[0]
         total.agree += int((out_a.mean(0).argmax(-1) == out_b.float().mean(0).argmax(-1)).sum())
+        total.cascaded += sum(int((a_store[n][0] != b_store[n][0].to(a_store[n][0].dtype)).sum()) for n in layers)
+        forced = {n: a_store[n][0] for n in layers}
+        counts: dict = {}
+        undo = _forcing_hooks(deployed, deploy_modules, layers, forced, counts)
+        try:
+            deployed(chunk.to(dtype))
+        finally:
+            for restore in undo:
+                restore()
         for n in layers:
-            sa, sb = a_store[n][0], b_store[n][0].to(a_store[n][0].dtype)
-            fired, diff = int(sa.sum()), int((sa != sb).sum())
+            fired = int(forced[n].sum())
             total.spikes += fired
-            total.differing += diff
+            total.differing += counts[n]
             total.per_layer[n][0] += fired
-            total.per_layer[n][1] += diff
+            total.per_layer[n][1] += counts[n]
     return total
 
 

@@ -12,10 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 _count = itertools.count()
 
 
-def build(tmp: Path, model: str, recipe: str, overrides: dict | None = None, fuse: bool = True):
-    """(build folder, the imported train.py module; its `.model` is the imported model.py)."""
-    out = tmp / f"build-{model}-{next(_count)}"
-    compile_to(ROOT / "models" / f"{model}.snn", recipe, out, overrides, fuse=fuse)
+def build(tmp: Path, model: str | Path, recipe: str, overrides: dict | None = None, fuse: bool = True):
+    """(build folder, the imported train.py module; its `.model` is the imported model.py).
+
+    `model` names a zoo model, or is the path of a .snn file."""
+    source = model if isinstance(model, Path) else ROOT / "models" / f"{model}.snn"
+    out = tmp / f"build-{source.stem}-{next(_count)}"
+    compile_to(source, recipe, out, overrides, fuse=fuse)
     spec = importlib.util.spec_from_file_location(f"train_{out.name.replace('-', '_')}", out / "train.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

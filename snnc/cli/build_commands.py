@@ -119,7 +119,8 @@ def export_after_run(run_dir: Path, args) -> int:
     r = evaluate_export(run_dir, deploy, args.data)
     print(f"[3/3] exported {deploy}/ (model.py imports only torch): deployed test accuracy "
           f"{100 * r['test_acc']:.2f}%, trained {100 * r['trained_test_acc']:.2f}%; predictions agree on "
-          f"{100 * r['agreement']:.2f}%, {r['differing']} of {r['spikes']} spikes differ (BN folding ties)")
+          f"{100 * r['agreement']:.2f}%, tie rate {r['tie_rate']:.1e} ({r['differing']} of {r['spikes']} spikes "
+          f"flip at the threshold after BN folding)")
     return 0
 
 

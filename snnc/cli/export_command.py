@@ -25,6 +25,7 @@ def evaluate_export(run_dir: Path, deploy_dir: Path, data_spec: str, checkpoint=
     preds = module.predict(deployed, data.test_x)
     return {"test_acc": float((preds == data.test_y).float().mean()), "agreement": result.prediction_agreement,
             "tie_rate": result.tie_rate, "spikes": result.spikes, "differing": result.differing,
+            "cascaded": result.cascaded,
             "trained_test_acc": float((state.get("metrics") or {}).get("test_acc", float("nan")))}
 
 
@@ -41,7 +42,8 @@ def cmd_export(args) -> int:
         r = evaluate_export(Path(args.run_dir), Path(args.out), args.check_data, args.checkpoint)
         print(f"check on {args.check_data}: deployed test accuracy {100 * r['test_acc']:.2f}%, "
               f"predictions agree with the training model on {100 * r['agreement']:.2f}%, "
-              f"tie rate {r['tie_rate']:.2e} ({r['differing']} of {r['spikes']} spikes)")
+              f"tie rate {r['tie_rate']:.2e} ({r['differing']} of {r['spikes']} spikes flip at the threshold; "
+              f"{r['cascaded']} differ downstream when both run freely)")
     return 0
 
 

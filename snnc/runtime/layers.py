@@ -29,12 +29,15 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
+        factor = self.momentum
         if self.training:
             self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative moving average, as torch.nn.BatchNorm does
+                factor = 1.0 / float(self.num_batches_tracked)
         # weight * (scale * xhat) + bias == (weight * scale) * xhat + bias
         weight = self.weight if self.scale == 1.0 else self.weight * self.scale
         return F.batch_norm(x, self.running_mean, self.running_var, weight, self.bias, self.training,
-                            self.momentum, self.eps)
+                            factor or 0.0, self.eps)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", scale={self.scale}" if self.scale != 1.0 else "")
