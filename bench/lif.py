@@ -3,7 +3,8 @@
     python bench/lif.py            # T in {4, 8, 16}, N in {1e5, 1e6}
     python bench/lif.py --quick    # T = 4 only, fewer repeats, no torch.compile
 
-Prints one table: median fwd+bwd time over repeats, its ratio to snnc (how
+Prints one table: median fwd+bwd time over repeats (the methods take turns
+within each repeat), its ratio to snnc (how
 many times slower the baseline is), peak memory above the inputs, the bytes
 saved for backward, the achieved GB/s and the memory floor: the bytes that
 must move (read x, write s and h; read grad and h, write grad_x) at this
@@ -75,17 +76,21 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def median_ms(fn, x, grad, repeats: int, device: str) -> float:
-    for _ in range(2):
-        fwd_bwd(fn, x, grad)
-    times = []
+def median_ms(methods: dict, x, grad, repeats: int, device: str) -> dict:
+    """Median fwd+bwd milliseconds per method; the methods take turns within each repeat,
+    so load from other processes on a shared machine hits all of them alike."""
+    for fn in methods.values():
+        for _ in range(2):
+            fwd_bwd(fn, x, grad)
+    times = {name: [] for name in methods}
     for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fwd_bwd(fn, x, grad)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        for name, fn in methods.items():
+            sync(device)
+            start = time.perf_counter()
+            fwd_bwd(fn, x, grad)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 
 def saved_bytes(fn, x) -> int:
@@ -189,8 +194,9 @@ def main(argv=None) -> None:
             must_move = 6 * T * N * 4
             floor_ms = must_move / bandwidth * 1e3
             base_ms = base_mem = None
+            times = median_ms(methods, x, grad, repeats, device)
             for name, fn in methods.items():
-                ms = median_ms(fn, x, grad, repeats, device)
+                ms = times[name]
                 if device == "cuda":
                     peak = cuda_peak(fn, x, grad)
                 else:

@@ -203,3 +203,21 @@ def test_second_backward_through_one_forward_is_a_clear_error():
     spikes.sum().backward(retain_graph=True)
     with pytest.raises(SnncError, match="twice"):
         spikes.sum().backward()
+
+
+def saved_for_backward(fn, x):
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        fn(x)
+    return saved
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(mask_p=0.5, reset="soft", surrogate="dspike")])
+def test_saves_only_h_for_backward(kwargs):
+    x = make_input(4, (3, 37))
+    record = {}
+    reference(x, kwargs, record=record)
+    saved = saved_for_backward(lambda x: lif(x, backend="torch", **kwargs), x)
+    big = [t for t in saved if t.numel() >= x.numel()]
+    assert len(big) == 1 and torch.equal(big[0].view(x.shape), record["h"])
+    assert sum(t.numel() for t in saved) <= x.numel() + 2  # plus the surrogate parameters

@@ -148,3 +148,14 @@ def test_bn_lif_triton_matches_torch_batchnorm_and_reference(training):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
     for a, b in zip(mine, ref):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+
+
+def test_triton_saves_only_h_for_backward():
+    from test_ops_lif import saved_for_backward
+
+    x = make_input(4, (3, 37))
+    record = {}
+    reference(x, {}, record=record)
+    saved = saved_for_backward(lambda x: lif(x, backend="triton"), x)
+    big = [t for t in saved if t.numel() >= x.numel()]
+    assert len(big) == 1 and torch.equal(big[0].view(x.shape), record["h"])

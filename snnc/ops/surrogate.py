@@ -30,7 +30,8 @@ def _arctan(z: torch.Tensor, beta: float) -> torch.Tensor:
 
 def _dspike(z: torch.Tensor, b: float, region: float) -> torch.Tensor:
     # b*(1 - tanh(b z)^2) / (2 tanh(b region)) on the closed support |z| <= region (SML ZDSPIKE)
-    inside = torch.le(z.abs(), region, out=torch.empty_like(z))
+    inside = z.abs()
+    torch.le(inside, region, out=inside)  # 0/1 floats
     z.mul_(b).tanh_().square_().neg_().add_(1.0).mul_(b / (2.0 * math.tanh(b * region)))
     return z.mul_(inside)
 
@@ -38,7 +39,7 @@ def _dspike(z: torch.Tensor, b: float, region: float) -> torch.Tensor:
 def _sigmoid(z: torch.Tensor, alpha: float) -> torch.Tensor:
     # alpha * sig(alpha z) * (1 - sig(alpha z))
     sig = z.mul_(alpha).sigmoid_()
-    return sig.sub_(sig.square()).mul_(alpha)
+    return torch.addcmul(sig, sig, sig, value=-1.0, out=sig).mul_(alpha)
 
 
 SURROGATES = {
