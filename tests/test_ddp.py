@@ -48,11 +48,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(build_dir, args, dump, nproc=2, timeout=300) -> subprocess.CompletedProcess:
+# Runs a generated train.py (its path is the first argument) with a loss that sends SIGTERM to
+# rank 1 alone at one step: the ranks must still agree to stop after the same batch.
+SIGTERM_ONE_RANK = """
+import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("train", sys.argv.pop(1))
+train = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train)
+calls = [0]
+
+def compute_loss(outputs, aux, y):
+    calls[0] += 1
+    if os.environ["RANK"] == "1" and calls[0] == int(os.environ["SIGTERM_AT_STEP"]):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return train.compute_loss(outputs, aux, y)
+
+sys.exit(train.trainer.main(train.SPEC, train.model.build_model, compute_loss))
+"""
+
+
+def torchrun(script, args, dump, env=(), nproc=2, timeout=300) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(build_dir / "train.py"), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SNNC_DUMP_RANK_STATE": str(dump)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=build_dir.parent)
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *map(str, script), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SNNC_DUMP_RANK_STATE": str(dump), **dict(env)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=dump.parent)
+
+
+def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -83,8 +105,8 @@ def test_ranks_hold_identical_beta_and_two_weights(tmp_path):
     # chi_limit=0.5 lies above the chi of these layers, so the second epoch's update must move beta.
     out, mod = build(tmp_path, "digits", "sml+tet+cpng(chi_limit=0.5)+two(warmup=0)")
     run, dump = tmp_path / "run", tmp_path / "dump"
-    proc = torchrun(out, ["--data", "synthetic:128", "--batch-size", "16", "--epochs", "2", "--lr", "0.01",
-                          "--quiet", "--out", str(run)], dump)
+    proc = _ok(torchrun([out / "train.py"], ["--data", "synthetic:128", "--batch-size", "16", "--epochs", "2",
+                                             "--lr", "0.01", "--quiet", "--out", str(run)], dump))
     a, b = rank_states(dump)
     for key in a["model"]:
         if key.endswith(".sg_params") or key == "decode.f" or not ("running_" in key or "num_batches" in key):
@@ -117,8 +139,17 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, one_thr
     # positions [16k, 16k + 16), exactly batch k of the single process. DDP averages the ranks'
     # gradients of per-sample mean losses, which is the gradient of the mean over all 16 samples.
     common = ["--data", "synthetic:64", "--epochs", "2", "--lr", "0.05", "--quiet"]
-    dump = tmp_path / "dump"
-    torchrun(out, common + ["--batch-size", "8", "--out", str(tmp_path / "ddp")], dump)
+    dump, ddp = tmp_path / "dump", tmp_path / "ddp"
+    # The 2-process run is stopped by a SIGTERM that only rank 1 receives, mid-epoch, and resumed.
+    wrapper = tmp_path / "sigterm_one_rank.py"
+    wrapper.write_text(SIGTERM_ONE_RANK)
+    stopped = torchrun([wrapper, out / "train.py"], common + ["--batch-size", "8", "--out", str(ddp)], dump,
+                       env={"SIGTERM_AT_STEP": "6"})
+    assert "stopped by SIGTERM after 1 epoch(s) and 2 batch(es)" in stopped.stderr, stopped.stderr[-3000:]
+    ck = checkpoint.load(ddp / "checkpoint.pt")
+    assert (ck["epoch"], ck["batch"], ck["world_size"], ck["sums"][2]) == (1, 2, 2, 32)  # both ranks' samples
+    assert not dump.exists()
+    _ok(torchrun([out / "train.py"], common + ["--batch-size", "8", "--out", str(ddp), "--resume"], dump))
     single = _import_train(out)
     assert single.main(common + ["--batch-size", "16", "--out", str(tmp_path / "one")]) == 0
     one = checkpoint.load(tmp_path / "one" / "checkpoint.pt")["model"]
@@ -128,7 +159,7 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, one_thr
         for key, value in one.items():
             torch.testing.assert_close(state["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
     assert (one["decode.f"] != 1).any() and any((one[f"{n}.sg_params"][0] != 1) for n in single.model.CPNG_LAYERS)
-    ddp_metrics, one_metrics = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "one")
+    ddp_metrics, one_metrics = read_metrics(ddp), read_metrics(tmp_path / "one")
     for a, b in zip(ddp_metrics, one_metrics):
         assert a["train_acc"] == b["train_acc"] and a["test_acc"] == b["test_acc"]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)

@@ -1,0 +1,92 @@
+"""Surviving faults: SIGKILL at random instants (mid-checkpoint-write included), SIGTERM mid-epoch, torn metrics.
+
+The long version of the kill loop is `python tests/soak/kill_resume.py` (not collected).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from snnc.runtime import checkpoint
+from trainkit import build, read_metrics, stable
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--data", "synthetic:64", "--batch-size", "16", "--lr", "0.02", "--quiet"]  # 4 batches per epoch
+RECIPE = "sml(n=1)+msg+two(warmup=0)+cpng+tet"  # state in masks, output weights, beta records, aux branches
+
+
+def test_sigkill_loop_always_resumes_to_the_uninterrupted_weights():
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "soak" / "kill_resume.py"), "--kills", "10",
+                           "--epochs", "4", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    tally = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(tally)
+    assert tally["problems"] == []
+    assert tally["kills"] >= 10 and tally["sigkill"] >= 7 and tally["clean_stops"] >= 1
+    assert tally["mid_write"] >= 1 and tally["torn_temporaries_rejected"] >= 1
+    assert tally["resumes"] >= 5 and tally["epochs_lost_max"] <= 0
+    assert tally["bitwise_equal"] and tally["metrics_equal"]
+    assert proc.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(train module, folder, reference run of 3 epochs), single-threaded as the subprocess runs are."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("faults")
+    _, mod = build(tmp, "digits", RECIPE, {"width": "4", "T": "2"})
+    ref = tmp / "reference"
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(ref)]) == 0
+    yield mod, tmp, ref
+    torch.set_num_threads(before)
+
+
+def _same_run(a: Path, b: Path) -> None:
+    wa, wb = (checkpoint.load(r / "checkpoint.pt")["model"] for r in (a, b))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert stable(read_metrics(a)) == stable(read_metrics(b))
+
+
+def test_sigterm_mid_epoch_saves_exits_143_and_resumes_bitwise(tiny, capsys):
+    mod, tmp, ref = tiny
+    run = tmp / "sigterm"
+    real, calls = mod.compute_loss, {"n": 0}
+
+    def loss_then_sigterm(outputs, aux, y):
+        calls["n"] += 1
+        if calls["n"] == 6:  # epoch 2, batch 2 of 4
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(outputs, aux, y)
+
+    mod.compute_loss = loss_then_sigterm
+    try:
+        assert mod.main(ARGS + ["--epochs", "3", "--out", str(run)]) == 143
+    finally:
+        mod.compute_loss = real
+    assert "stopped by SIGTERM after 1 epoch(s) and 2 batch(es)" in capsys.readouterr().err
+    ck = checkpoint.load(run / "checkpoint.pt")
+    assert (ck["epoch"], ck["batch"]) == (1, 2) and ck["sums"][2] == 32  # 2 batches of 16 counted so far
+    assert len(read_metrics(run)) == 1 and not list(run.glob(checkpoint.TEMP_GLOB))
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--resume"]) == 0
+    _same_run(ref, run)
+
+
+def test_resume_repairs_torn_and_missing_metrics_lines(tiny):
+    mod, tmp, ref = tiny
+    run = tmp / "torn"
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--stop-after", "2"]) == 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    # As if killed after the epoch-2 checkpoint, in the middle of appending its metrics line,
+    # with a temporary of the next checkpoint left half-written.
+    (run / "metrics.jsonl").write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    (run / ".checkpoint.pt.tmp-1").write_bytes((run / "checkpoint.pt").read_bytes()[:1000])
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--resume"]) == 0
+    assert not (run / ".checkpoint.pt.tmp-1").exists()
+    _same_run(ref, run)
