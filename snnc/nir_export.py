@@ -7,7 +7,7 @@ LIF with time step dt (METHODS §1 with NIR's tau dv/dt = (v_leak - v) + r I, Eu
     v_leak = 0, v_threshold = vth, v_reset = 0 (hard reset)
 With the default dt = 1 this is tau = 1/(1 - decay), r = tau. `if` (decay = 1) becomes
 NIR's IF with r = 1/dt. Importers disagree on dt: snnTorch's import_from_nir assumes
-dt = 1e-4 and Norse's takes dt as an argument, so export with the dt the importer uses.
+dt = 1e-4 and Norse's from_nir 1e-3, so export with the dt the importer uses.
 Residual adds become edges (NIR sums a node's inputs). NIR fires on v > vth, snnc on
 h >= vth: the two differ only at exact ties.
 """
