@@ -126,6 +126,8 @@ def build_inference(train: Graph, state: dict) -> tuple[Graph, dict[str, str]]:
     """(inference graph, the training model's node -> module map) for a checkpoint's state dict."""
     train_modules = lower_model(train).node_modules
     model_state = state["model"] if "model" in state else state
+    if "T" in state and int(state["T"]) != int(train.params["T"]):
+        train = train.replace(params=train.params.set(T=int(state["T"])))  # TIT: the T the run ended with
     graph = run_pipeline(train, inference_steps(decoding_weights(train, train_modules, model_state)))
     return graph, train_modules
 

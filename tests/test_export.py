@@ -219,3 +219,23 @@ def test_cli_export_and_check(digits_run, tmp_path):
     r = snnc("export", str(tmp_path / "missing"), "-o", str(tmp_path / "e"))
     assert r.returncode == 1 and "no run folder" in r.stderr and "Traceback" not in r.stderr
     assert math.isfinite(1.0)
+
+
+@pytest.mark.parametrize("recipe", ["sdt", "tet", "sml", "sml+tet", "cpng+tet", "msg+two", "sml+tet+two",
+                                    "sml+tet+tit(stages=[(2,1),(4,1)])", "sml+cpng+msg+two+tet"])
+def test_export_works_for_every_recipe(tmp_path, recipe):
+    _, mod = build(tmp_path, "digits", recipe)
+    run = tmp_path / "run"
+    epochs = [] if "tit" in recipe else ["--epochs", "1"]
+    assert mod.main(["--data", "synthetic:64", "--out", str(run)] + epochs + QUICK) == 0
+    export_run(run, tmp_path / "deploy")
+    deployed, _ = deployed_model(tmp_path / "deploy")
+    from snnc.export import load_run
+
+    train, _, state = load_run(run)
+    net, modules = training_model(train, state["model"], tmp_path)
+    x = torch.randn(8, 1, 8, 8)
+    net.T = int(state["T"])  # the T the run ended with (TIT switches it)
+    assert deployed.T == net.T
+    with torch.no_grad():
+        assert torch.equal(net(x)[0].mean(0).argmax(-1), deployed(x).mean(0).argmax(-1))
