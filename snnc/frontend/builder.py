@@ -28,6 +28,10 @@ NORMS = tuple(NORM_PARAMS)
 LAYER_OPS = tuple(n for n, s in SCHEMAS.items() if s.dsl and n not in ("add",))
 CHAIN_WORDS = NEURONS + NORMS + LAYER_OPS + ("add",)
 ANNOTATIONS = ("surrogate",)
+# Limits that keep a hostile source from running for minutes or past the recursion limit
+# (the zoo's largest network has a few hundred layers and nests blocks two deep).
+MAX_LAYERS = 20_000      # nodes after expanding every block call and repeat
+MAX_BLOCK_NESTING = 32   # blocks calling blocks
 
 
 def check_identifier(name: str, loc: Loc, what: str) -> None:
@@ -73,6 +77,8 @@ class Builder:
         self.instances: dict[tuple, Block] = {}
         self.instance_counts: dict[str, int] = {}
         self.call_stack: list[tuple[str, Loc]] = []
+        self.layers = 0                          # nodes so far, block calls counted expanded
+        self.expanded: dict[str, int] = {}       # block instance -> its node count when inlined
 
     # ------------------------------------------------------------------ entry
     def build(self) -> Graph:
@@ -413,8 +419,15 @@ class Builder:
                 )
         local = _op_name("add", counts, used)
         node = Node(scope.qualify(local), "add", tuple(inputs), Attrs(), shapes[0], "main", call.loc)
+        self._grow(1, call.loc)
         scope.nodes.append(node)
         return node.name
+
+    def _grow(self, layers: int, loc: Loc) -> None:
+        self.layers += layers
+        if self.layers > MAX_LAYERS:
+            raise SnncError(f"the network is too large: more than {MAX_LAYERS} layers once blocks and repeats "
+                            f"are expanded", loc, "use fewer or shorter repeats")
 
     def _infer_and_add(self, node: Node, scope: Scope, call: ast.Call) -> None:
         shapes = [scope.shape_of(i) for i in node.inputs]
@@ -422,6 +435,7 @@ class Builder:
             shape = schema(node.op).infer(shapes, node.attrs)
         except ShapeError as exc:
             raise SnncError(f"{exc.message}", call.loc, exc.hint) from None
+        self._grow(1, call.loc)
         scope.nodes.append(node.replace(shape=shape))
 
     # ------------------------------------------------------------ block calls
@@ -433,6 +447,8 @@ class Builder:
         key = (bdef.name, tuple(sorted(args.items())), in_shape, scope.surrogate)
         block = self.instances.get(key)
         if block is None:
+            if len(self.call_stack) >= MAX_BLOCK_NESTING:
+                raise SnncError(f"blocks nested too deeply (more than {MAX_BLOCK_NESTING} levels)", call.loc)
             self.call_stack.append((bdef.name, call.loc))
             try:
                 block = self._instantiate(bdef, args, in_shape, scope)
@@ -442,6 +458,9 @@ class Builder:
             finally:
                 self.call_stack.pop()
             self.instances[key] = block
+            self.expanded[block.name] = sum(1 + self.expanded[n.attrs["block"]] if n.op == "call" else 1
+                                            for n in block.nodes[1:])
+        self._grow(1 + self.expanded[block.name], call.loc)
         index = _next_unit(used)
         name = scope.qualify(str(index))
         result = next(n for n in block.nodes if n.name == block.result)

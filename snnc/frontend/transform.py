@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from lark import Token, Transformer, v_args
+from lark.exceptions import VisitError
 
-from snnc.diagnostics import Loc
+from snnc.diagnostics import Loc, SnncError
 from snnc.frontend import ast
 
 
@@ -29,6 +30,15 @@ class ToAst(Transformer):
         super().__init__()
         self.file = file
         self.source = source
+
+    def transform(self, tree):
+        """As Transformer.transform, but a SnncError raised by a rule comes out as itself."""
+        try:
+            return super().transform(tree)
+        except VisitError as exc:
+            if isinstance(exc.orig_exc, SnncError):
+                raise exc.orig_exc from None
+            raise
 
     def L(self, meta) -> Loc:
         return _loc(self.file, meta)
@@ -150,6 +160,8 @@ class ToAst(Transformer):
 
     # ---- expressions
     def int_lit(self, meta, children):
+        if len(children[0]) > 30:  # int() refuses over 4300 digits; the evaluator's limit is 2**62 anyway
+            raise SnncError("number too large", self.L(meta))
         return ast.Lit(int(children[0]), self.L(meta))
 
     def float_lit(self, meta, children):
