@@ -1,0 +1,342 @@
+"""Checks a lowering with torch.fx: the graph a generated model.py computes must be the IR's graph.
+
+Both sides become networkx graphs whose node labels are the op kind and its
+key attributes (channels, kernel, stride, padding, neuron settings, BN scale,
+role) and whose edges are the data flow:
+
+- the IR side from the graph's nodes (training losses excluded);
+- the model side by tracing `Network.forward` with torch.fx, `snnc.ops.LIF`,
+  the runtime layers and torch.nn layers as leaves. A LIF that runs its BN
+  inside (`forward_bn`) appears as the BN followed by the LIF, as in the IR.
+
+On both sides `identity` nodes and the [T*B] <-> [T, B] reshapes
+(`to_sequence`, `unflatten(0, (T, -1))`, `flatten(0, 1)`) are contracted and
+nested binary adds become one n-ary add. The graphs must be isomorphic, and
+every IR node that owns a module (NODE_MODULES) must call that module with
+the same label.
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+from collections import Counter
+from dataclasses import dataclass
+from unittest import mock
+
+import networkx as nx
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from snnc.ir.graph import Graph, Node
+from snnc.ops import LIF
+from snnc.runtime import layers
+
+LOSS_OPS = ("sdt_loss", "tet_loss", "sml_loss")
+
+
+@dataclass(frozen=True)
+class LNode:
+    name: str
+    label: tuple
+    inputs: tuple[str, ...]
+    role: str = "main"
+    module: str | None = None    # the module attribute it calls, model side
+
+
+def label(op: str, attrs: dict, in_channels: int | None, detail: bool = True) -> tuple:
+    """The comparable identity of a layer: its op and the attributes that define its computation."""
+    a = attrs
+    if op == "input":
+        return ("input", a["kind"], tuple(a["dims"]))
+    if op == "conv":
+        return ("conv", in_channels, a["out"], a["k"], a["stride"], a["pad"], a["groups"], bool(a["bias"]))
+    if op == "bn":
+        scale = a["a"] * a["vth"] if a.get("mode") == "tdbn" else a.get("scale", 1.0)
+        return ("bn", in_channels, float(a["eps"]), float(a["momentum"]), float(scale))
+    if op == "lif":
+        if not detail:
+            return ("lif",)
+        return ("lif", float(a["decay"]), float(a["vth"]), a["reset"], bool(a["decay_input"]),
+                bool(a["detach_reset"]), str(a["surrogate"]), float(a.get("mask_p", 0.0)),
+                bool(a.get("mask_rescale", False)), int(a.get("layer", 0)), bool(a.get("adaptive_beta", False)))
+    if op in ("avgpool", "maxpool"):
+        return (op, a["k"], a["stride"], a["pad"])
+    if op == "adaptive_avgpool":
+        return (op, a["size"])
+    if op == "fc":
+        return ("fc", in_channels, a["out"], bool(a["bias"]))
+    if op == "leaky_relu":
+        return (op, float(a["slope"]))
+    if op == "time_weights":
+        return (op, tuple(float(w) for w in a["weights"]))
+    if op in ("flatten", "add", "mean_t", "two_decode", "identity"):
+        return (op,)
+    return (op,) + tuple(sorted((k, repr(v)) for k, v in attrs.items()))
+
+
+# ------------------------------------------------------------------- IR side
+def ir_nodes(nodes: tuple[Node, ...] | list[Node], detail: bool = True) -> list[LNode]:
+    """Labelled nodes of IR nodes (loss nodes left out)."""
+    shapes = {n.name: n.features for n in nodes}
+    out = []
+    for n in nodes:
+        if n.op in LOSS_OPS:
+            continue
+        feat = shapes[n.inputs[0]] if n.inputs else ()
+        out.append(LNode(n.name, label(n.op, dict(n.attrs), feat[0] if feat else None, detail), n.inputs, n.role))
+    return out
+
+
+def ir_view(graph: Graph, detail: bool = True) -> nx.DiGraph:
+    return view(ir_nodes(graph.nodes, detail), [("main", graph.output)] +
+                [(f"aux{i}", a) for i, a in enumerate(graph.aux_outputs)])
+
+
+# --------------------------------------------------------------------- views
+def view(nodes: list[LNode], outputs: list[tuple[str, str]], roles_from_outputs: bool = False) -> nx.DiGraph:
+    """A DiGraph of labelled nodes: identities contracted, add trees merged, one `output` node per output.
+
+    `roles_from_outputs`: a node's role is main if the main output depends on it, aux otherwise
+    (the model side has no roles of its own).
+    """
+    alias: dict[str, str] = {}
+    by_name: dict[str, LNode] = {}
+    for n in nodes:
+        ins = tuple(alias.get(i, i) for i in n.inputs)
+        if n.label == ("identity",):
+            alias[n.name] = ins[0]
+            continue
+        by_name[n.name] = LNode(n.name, n.label, ins, n.role, n.module)
+    readers = Counter(i for n in by_name.values() for i in n.inputs)
+    outputs = [(port, alias.get(v, v)) for port, v in outputs]
+    readers.update(v for _, v in outputs)
+    merged: set[str] = set()
+    for n in list(by_name.values()):
+        if n.label[0] == "add":
+            by_name[n.name] = n = LNode(n.name, n.label, _add_inputs(n, by_name, readers, merged), n.role, n.module)
+    g = nx.DiGraph()
+    main = nx.ancestors(_plain(by_name), outputs[0][1]) | {outputs[0][1]} if roles_from_outputs else set()
+    for n in by_name.values():
+        if n.name in merged:
+            continue
+        role = ("main" if n.name in main else "aux") if roles_from_outputs else n.role
+        lab = (("add", len(n.inputs)) if n.label[0] == "add" else n.label) + (role,)
+        g.add_node(n.name, label=lab)
+    for n in by_name.values():
+        if n.name not in merged:
+            for i in n.inputs:
+                g.add_edge(i, n.name)
+    for port, v in outputs:
+        g.add_node(f"#{port}", label=("output", port))
+        g.add_edge(v, f"#{port}")
+    return g
+
+
+def _add_inputs(n: LNode, by_name, readers, merged) -> tuple[str, ...]:
+    out = []
+    for i in n.inputs:
+        inner = by_name.get(i)
+        if inner is not None and inner.label[0] == "add" and readers[i] == 1:
+            merged.add(i)
+            out += _add_inputs(inner, by_name, readers, merged)
+        else:
+            out.append(i)
+    return tuple(out)
+
+
+def _plain(by_name: dict[str, LNode]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for n in by_name.values():
+        g.add_node(n.name)
+        for i in n.inputs:
+            g.add_edge(i, n.name)
+    return g
+
+
+def compare(expected: nx.DiGraph, actual: nx.DiGraph, names=("IR", "model")) -> tuple[dict | None, list[str]]:
+    """(node mapping expected -> actual, []) when isomorphic, else (None, what differs)."""
+    left = Counter(d["label"] for _, d in expected.nodes(data=True))
+    right = Counter(d["label"] for _, d in actual.nodes(data=True))
+    problems = [f"{lab}: {names[0]} has {left[lab]}, {names[1]} has {right[lab]}"
+                for lab in sorted(set(left) | set(right), key=repr) if left[lab] != right[lab]]
+    if problems:
+        return None, problems
+    mapping = nx.vf2pp_isomorphism(expected, actual, node_label="label")
+    if mapping is not None:
+        return mapping, []
+
+    def wiring(g):
+        return Counter((d["label"], tuple(sorted(repr(g.nodes[p]["label"]) for p in g.predecessors(n))))
+                       for n, d in g.nodes(data=True))
+    a, b = wiring(expected), wiring(actual)
+    return None, ["same layers, connected differently"] + [
+        f"{lab} reading {ins}: {names[0]} has {a[(lab, ins)]}, {names[1]} has {b[(lab, ins)]}"
+        for lab, ins in sorted(set(a) | set(b), key=repr) if a[(lab, ins)] != b[(lab, ins)]][:12]
+
+
+# ---------------------------------------------------------------- model side
+def load_generated(text: str, name: str = "snnc_generated_model") -> types.ModuleType:
+    """Executes the text of a generated model.py as a fresh module."""
+    module = types.ModuleType(name)
+    exec(compile(text, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - code snnc itself generated
+    return module
+
+
+def build_on_meta(module: types.ModuleType) -> nn.Module:
+    """The generated network with its tensors on the meta device: nothing allocated, nothing run."""
+    with torch.device("meta"):
+        return module.build_model().eval()
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, (LIF, layers.BatchNorm, layers.TimeWeights)) or super().is_leaf_module(m, qualname)
+
+
+def trace_generated(model: nn.Module) -> fx.Graph:
+    tracer = _Tracer()
+    real = layers.to_sequence
+
+    def to_sequence(x, T, dims, kind):
+        return tracer.create_proxy("call_function", real, (x, T, dims, kind), {})
+
+    def forward_bn(lif, x, bn, scale=1.0):
+        return tracer.create_proxy("call_module", tracer.path_of_module(lif), (x,),
+                                   {"bn": tracer.path_of_module(bn), "scale": scale})
+
+    with mock.patch.object(layers, "to_sequence", to_sequence), mock.patch.object(LIF, "forward_bn", forward_bn):
+        return tracer.trace(model)
+
+
+def model_view(module: types.ModuleType) -> tuple[nx.DiGraph, list[str], dict[str, LNode]]:
+    """(labelled graph of the generated model, problems found while reading it, LNodes by module attribute)."""
+    model = build_on_meta(module)
+    graph = trace_generated(model)
+    reader = _ModelReader(model, set(getattr(module, "CPNG_LAYERS", [])))
+    nodes, outputs = reader.read(graph)
+    by_module = {n.module: n for n in nodes if n.module}
+    problems = list(reader.problems)
+    for ir_name, attr in module.NODE_MODULES.items():
+        if attr not in reader.modules:
+            problems.append(f"NODE_MODULES[{ir_name!r}] = {attr!r} is not a module of the model")
+    lif = {n.module for n in nodes if n.label[0] == "lif"}
+    if lif != set(module.LIF_LAYERS):
+        problems.append(f"LIF_LAYERS {sorted(module.LIF_LAYERS)} but the forward calls {sorted(lif)}")
+    return view(nodes, outputs, roles_from_outputs=True), problems, by_module
+
+
+class _ModelReader:
+    """fx nodes of a generated forward -> labelled nodes."""
+
+    def __init__(self, model: nn.Module, cpng: set[str]):
+        self.model, self.cpng = model, cpng
+        self.modules = dict(model.named_modules())
+        self.names = {m: k for k, m in self.modules.items()}
+        self.problems: list[str] = []
+
+    def read(self, graph: fx.Graph) -> tuple[list[LNode], list[tuple[str, str]]]:
+        nodes: list[LNode] = []
+        value: dict[fx.Node, str | None] = {}  # fx node -> the LNode it carries (None: not a tensor)
+        outputs: list[tuple[str, str]] = []
+        for node in graph.nodes:
+            ins = [value.get(a) for a in node.all_input_nodes]
+            tensor_ins = tuple(i for i in ins if i is not None)
+            if node.op == "placeholder":
+                value[node] = None
+            elif node.op == "output":
+                main, aux = node.args[0]
+                outputs = [("main", value[main])] + [(f"aux{i}", value[a]) for i, a in enumerate(aux)]
+            elif node.op == "call_function" and node.target is layers.to_sequence:
+                _, _, dims, kind = node.args
+                nodes.append(LNode(node.name, label("input", dict(kind=kind, dims=dims), None), ()))
+                value[node] = node.name
+            elif node.op == "call_function" and node.target is operator.getitem \
+                    and getattr(node.args[0], "target", None) is layers.to_sequence:
+                value[node] = value[node.args[0]] if node.args[1] == 0 else None  # [1] is T, a number
+            elif self.plumbing(node):
+                value[node] = tensor_ins[0]
+            else:
+                made = self.layer(node, tensor_ins)
+                nodes += made
+                value[node] = made[-1].name
+        return nodes, outputs
+
+    @staticmethod
+    def plumbing(node: fx.Node) -> bool:
+        """[T*B] <-> [T, B] reshapes around neurons and time reductions."""
+        if node.op != "call_method":
+            return False
+        if node.target == "unflatten":
+            return node.args[1] == 0 and len(node.args[2]) == 2 and node.args[2][1] == -1
+        return node.target == "flatten" and tuple(node.args[1:]) == (0, 1)
+
+    def layer(self, node: fx.Node, ins: tuple[str, ...]) -> list[LNode]:
+        if node.op == "call_module":
+            mod = self.modules[node.target]
+            if "bn" in node.kwargs:  # LIF.forward_bn: the BN runs inside the neuron
+                bn = self.modules[node.kwargs["bn"]]
+                first = LNode(f"{node.name}:bn", self.module_label(bn, node.kwargs["scale"]), ins,
+                              module=node.kwargs["bn"])
+                return [first, LNode(node.name, self.module_label(mod), (first.name,), module=node.target)]
+            return [LNode(node.name, self.module_label(mod), ins, module=node.target)]
+        if node.op == "call_method" and node.target == "flatten" and tuple(node.args[1:]) == (1,):
+            return [LNode(node.name, ("flatten",), ins)]
+        if node.op == "call_method" and node.target == "mean" and tuple(node.args[1:]) == (0,):
+            return [LNode(node.name, ("mean_t",), ins)]
+        if node.op == "call_function" and node.target is operator.add:
+            return [LNode(node.name, ("add",), ins)]
+        if node.op == "call_function" and node.target is F.leaky_relu:
+            slope = node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01)
+            return [LNode(node.name, label("leaky_relu", dict(slope=slope), None), ins)]
+        self.problems.append(f"unexpected call in forward: {node.format_node()}")
+        return [LNode(node.name, ("unknown", node.op, str(node.target)), ins)]
+
+    def module_label(self, mod: nn.Module, scale: float | None = None) -> tuple:
+        if isinstance(mod, nn.Conv2d):
+            square = len(set(mod.kernel_size)) == len(set(mod.stride)) == len(set(mod.padding)) == 1
+            if not square or mod.dilation != (1, 1):
+                return ("conv", "not square", mod.kernel_size, mod.stride, mod.padding, mod.dilation)
+            return label("conv", dict(out=mod.out_channels, k=mod.kernel_size[0], stride=mod.stride[0],
+                                      pad=mod.padding[0], groups=mod.groups, bias=mod.bias is not None),
+                         mod.in_channels)
+        if isinstance(mod, layers.BatchNorm):
+            return label("bn", dict(eps=mod.eps, momentum=mod.momentum,
+                                    scale=mod.scale if scale is None else scale), mod.num_features)
+        if isinstance(mod, LIF):
+            c = mod.config
+            attr = self.names[mod]
+            return label("lif", dict(decay=c.decay, vth=c.vth, reset=c.reset, decay_input=c.decay_input,
+                                     detach_reset=c.detach_reset, surrogate=c.surrogate, mask_p=c.mask_p,
+                                     mask_rescale=c.rescale, layer=mod.layer, adaptive_beta=attr in self.cpng),
+                         None)
+        if isinstance(mod, (nn.AvgPool2d, nn.MaxPool2d)):
+            op = "avgpool" if isinstance(mod, nn.AvgPool2d) else "maxpool"
+            return label(op, dict(k=mod.kernel_size, stride=mod.stride, pad=mod.padding), None)
+        if isinstance(mod, nn.AdaptiveAvgPool2d):
+            return label("adaptive_avgpool", dict(size=mod.output_size), None)
+        if isinstance(mod, nn.Linear):
+            return label("fc", dict(out=mod.out_features, bias=mod.bias is not None), mod.in_features)
+        if isinstance(mod, layers.TimeWeights):
+            return ("two_decode",)
+        self.problems.append(f"unexpected module {type(mod).__name__}")
+        return ("unknown", type(mod).__name__)
+
+
+def check_generated(graph: Graph, model_text: str) -> list[str]:
+    """What differs between an IR graph and the model.py generated from it ([] when they agree)."""
+    module = load_generated(model_text)
+    actual, problems, by_module = model_view(module)
+    expected = ir_view(graph)
+    _, differences = compare(expected, actual)
+    problems += differences
+    labels = {n.name: n.label for n in ir_nodes(graph.nodes)}
+    for ir_name, attr in module.NODE_MODULES.items():
+        called = by_module.get(attr)
+        if called is None:
+            problems.append(f"%{ir_name}: module self.{attr} is never called")
+        elif called.label != labels[ir_name]:
+            problems.append(f"%{ir_name}: self.{attr} is {called.label}, the IR says {labels[ir_name]}")
+    return problems
