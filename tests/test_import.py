@@ -115,6 +115,15 @@ def test_a_repeated_stage_class_becomes_a_block_so_sml_applies():
     assert sml.attrs["sml_blocks"] == ("stages.1",)
 
 
+def test_blocks_inside_blocks():
+    net = nets.GroupedResNet()
+    imp = import_network(net, (3, 16, 16))
+    assert_same_costs(net, (3, 16, 16), imp.text)
+    assert "block group(c, stride = 1) {" in imp.text and "out = basic(c, stride = stride) -> basic(c)" in imp.text
+    assert "groups = group(8) -> group(16, stride = 2) -> group(32, stride = 2)" in imp.text
+    assert imp.text.index("block basic(") < imp.text.index("block group(")
+
+
 def test_instances_that_no_condition_separates_split_into_two_blocks():
     class Unit(nn.Module):
         def __init__(self, c, pool):

@@ -128,6 +128,7 @@ class _Slot:
     members: list[int]
     values: list
     full: bool                   # every instance has it (the chain has one form)
+    own_default: object          # the op's or inner block's default for it: REQUIRED, a value, or None (none)
 
 
 def _unify(instances: list[Instance], neuron: str) -> BlockDef:
@@ -146,9 +147,10 @@ def _unify(instances: list[Instance], neuron: str) -> BlockDef:
         for v, (kinds, members) in enumerate(chain_forms):
             for e, word in enumerate(kinds):
                 args = [chain_elements(instances[i].chains[j])[e][1] for i in members]
+                defaults = _own_defaults(word, element_units(instances[members[0]].chains[j]), e)
                 key = word if word in OPS else f"block {word}"
-                slots += [_Slot(j, v, e, a, (key, a), members, [x[a] for x in args], len(chain_forms) == 1)
-                          for a in args[0]]
+                slots += [_Slot(j, v, e, a, (key, a), members, [x[a] for x in args], len(chain_forms) == 1,
+                                defaults.get(a)) for a in args[0]]
     params: list[Param] = []
     exprs: dict[tuple, Expr] = {}
     taken = {c.name for c in first.chains}
@@ -208,18 +210,25 @@ def _resolve(slot: _Slot, params: list[Param], count: int, taken: set[str]) -> E
     for i, v in zip(slot.members, vals):
         full[i] = v
     name = Names(taken | {p.name for p in params})(PARAM_NAMES.get(slot.key, slot.arg), "p")
-    param = Param(name, slot.key, full, None if slot.key == CHANNELS else _default(slot, full))
+    param = Param(name, slot.key, full, _default(slot, full))
     params.append(param)
     return Expr(name, vals, lambda i, p=param: p.values[i])
 
 
+def _own_defaults(word: str, units, index: int) -> dict:
+    """{argument: its default in the op or the called block}: REQUIRED where it has none."""
+    if word in OPS:
+        return {p.name: None if p.default is OPTIONAL else p.default for p in schema(word).attrs}
+    return {p.name: REQUIRED if p.default is None else p.default for p in units[index].item.definition.params}
+
+
 def _default(slot: _Slot, values: list):
-    """The op's own default where some instance uses it (stride 1), else the most common value."""
-    op, arg = slot.key
-    if op in OPS:
-        param = next((p for p in schema(op).attrs if p.name == arg), None)
-        if param is not None and param.default not in (REQUIRED, OPTIONAL) and param.default in values:
-            return param.default
+    """None (required) for channels and other required arguments; else the op's own default where some
+    instance uses it (stride 1), else the most common value."""
+    if slot.own_default is REQUIRED:
+        return None
+    if slot.own_default is not None and slot.own_default in values:
+        return slot.own_default
     return _most_common(values)
 
 
