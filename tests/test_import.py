@@ -296,6 +296,23 @@ def test_weights_become_an_init_checkpoint_that_train_py_loads(tmp_path):
         assert torch.equal(snn_state[f"{snn_name(path)}.{tensor}"], value), key
 
 
+def test_weights_out_without_o_prints_the_text_and_writes_the_checkpoint(tmp_path):
+    from safetensors.torch import load_file
+
+    ann = nets.StagedVGG()
+    torch.save(ann.state_dict(), tmp_path / "ann.pt")
+    argv = ["import", f"{NETS}:StagedVGG", "--input", "3,32,32", "--weights", tmp_path / "ann.pt"]
+    code, _, stderr = snnc(*argv)
+    assert code == 1 and "--weights needs -o OUT.snn or --weights-out PATH" in stderr
+    code, stdout, stderr = snnc(*argv, "--weights-out", tmp_path / "init.safetensors")
+    assert code == 0 and stdout.startswith("# StagedVGG from ")
+    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    expected = [f"stages_{i}_out_{op}.{t}" for i in range(3)
+                for op, tensors in (("conv0", ["weight"]), ("bn0", bn), ("conv1", ["weight"]), ("bn1", bn))
+                for t in tensors] + ["head_fc.weight", "head_fc.bias"]
+    assert sorted(load_file(str(tmp_path / "init.safetensors"))) == sorted(expected)
+
+
 def test_weights_that_do_not_fit_are_refused(tmp_path):
     torch.save(nets.resnet18_cifar(width=4).state_dict(), tmp_path / "other.pt")
     code, _, stderr = snnc("import", f"{NETS}:resnet18_cifar", "--kwargs", '{"width": 8}', "--input", "3,32,32",

@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from snnc.diagnostics import SnncError
+
 
 def _dims(text: str) -> tuple[int, ...]:
     try:
@@ -40,56 +42,55 @@ def cmd_import(args) -> int:
     from snnc.importer.trace import load_module
     from snnc.importer.weights import load_ann_weights, snn_state
 
-    module, file, name = load_module(args.spec, args.kwargs)
     out = Path(args.out) if args.out else None
     weights_out = Path(args.weights_out) if args.weights_out else out.with_suffix(".safetensors") if out else None
     if args.weights and weights_out is None:
-        from snnc.diagnostics import SnncError
-
         raise SnncError("--weights needs -o OUT.snn or --weights-out PATH to write the checkpoint")
+    for path in (out, weights_out if args.weights else None):
+        if path is not None and path.is_dir():
+            raise SnncError(f"{path} is a directory", None, "give a file name, e.g. -o nets/resnet18.snn")
+    module, file, name = load_module(args.spec, args.kwargs)
     imported = import_network(module, args.input, name=args.name, neuron=args.neuron, surrogate=args.surrogate,
-                              T=args.time_steps, source=file, label=name,
+                              T=args.time_steps, source_file=file, source_name=name,
                               out_file=str(out) if out else f"{name}.snn")
-    notes = []
+    lines = []
     tensors = None
     if args.weights:
         load_ann_weights(imported, args.weights)
         tensors, report = snn_state(imported)
-        notes += report.lines()
+        lines += report.lines() + [f"wrote {weights_out}: train with  python DIR/train.py --init {weights_out}"]
+    _write(imported.text if out else None, out, tensors, weights_out)
     if out is None:
         sys.stdout.write(imported.text)
-    else:
-        _write(imported.text, out, tensors, weights_out)
     doc = imported.document
     blocks = ", ".join(b.name for b in doc.blocks) or "none"
     print(f"imported {name} from {file}: {len(imported.mapped.ops)} layers, blocks: {blocks}, "
           f"stages: {', '.join(s.name for s in doc.stages)}" + (f" -> {out}" if out else ""), file=sys.stderr)
-    for line in notes:
+    for line in lines:
         print(line, file=sys.stderr)
-    if tensors is not None:
-        print(f"wrote {weights_out}: train with  python DIR/train.py --init {weights_out}", file=sys.stderr)
     return 0
 
 
-def _write(text: str, out: Path, tensors, weights_out: Path | None) -> None:
-    """Writes every file under a temporary name first, then renames: never a half-written output."""
+def _write(text: str | None, out: Path | None, tensors, weights_out: Path | None) -> None:
+    """Writes every file under a temporary name beside it first, then renames: never a half-written output."""
     from safetensors.torch import save_file
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temps = []
+    writers = []
+    if tensors is not None:
+        writers.append((weights_out, lambda tmp: save_file(tensors, str(tmp))))
+    if text is not None:
+        writers.append((out, lambda tmp: tmp.write_text(text, encoding="utf-8")))
+    done = []
     try:
-        snn = _temp_beside(out)
-        temps.append(snn)
-        snn.write_text(text, encoding="utf-8")
-        if tensors is not None:
-            weights_out.parent.mkdir(parents=True, exist_ok=True)
-            ckpt = _temp_beside(weights_out)
-            temps.append(ckpt)
-            save_file(tensors, str(ckpt))
-            os.replace(ckpt, weights_out)
-        os.replace(snn, out)
+        for path, write in writers:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _temp_beside(path)
+            done.append((tmp, path))
+            write(tmp)
+        for tmp, path in done:
+            os.replace(tmp, path)
     finally:
-        for tmp in temps:
+        for tmp, _ in done:
             tmp.unlink(missing_ok=True)
 
 

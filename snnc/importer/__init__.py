@@ -1,9 +1,9 @@
 """`snnc import`: existing PyTorch networks -> .snn files, through torch.fx.
 
-    traced = trace(module)                   # torch.fx, with user stack traces
-    mapped = map_ops(traced, dims)           # supported calls -> ops with shapes
+    traced = trace(module)                         # torch.fx, each call with the user's line
+    mapped = map_ops(traced, dims)                 # supported calls -> ops with shapes
     blocks, stages = layout(mapped, module, word)  # repeated submodules -> blocks, children -> stages
-    text = render(document)                  # the .snn file
+    text = render(document)                        # the .snn file
 
 The text is then compiled, and the IR must be isomorphic to the traced ANN
 (same layers, same wiring; fxcheck.compare). That check also pairs every IR
@@ -62,25 +62,30 @@ def surrogate_statement(text: str) -> str:
 
 def import_network(module: nn.Module, dims: tuple[int, ...], *, name: str | None = None,
                    neuron: str = DEFAULT_NEURON, surrogate: str = DEFAULT_SURROGATE, T: int = 4,
-                   source: str = "<module>", label: str | None = None, out_file: str = "imported.snn") -> Imported:
-    """The .snn text and IR of `module` for inputs of `dims` per sample ([C, H, W] or [F])."""
+                   source_file: str = "<module>", source_name: str | None = None,
+                   out_file: str = "imported.snn") -> Imported:
+    """The .snn text and IR of `module` for inputs of `dims` per sample ([C, H, W] or [F]).
+
+    `source_name` is the class or function that built the module (default: its class), `name` the network's
+    name (default: `source_name` in snake case), `out_file` the file name that diagnostics will show.
+    """
     from snnc.pipeline import compile_source
 
-    cls = type(module).__name__
-    traced = trace(module, source, label or cls)
-    mapped = map_ops(traced, tuple(dims))
+    if name is not None and identifier_problem(name):
+        raise SnncError(f"--name: {identifier_problem(name)}")
     neuron_text, word = neuron_statement(neuron)
+    surrogate_text = surrogate_statement(surrogate)
+    source_name = source_name or type(module).__name__
+    mapped = map_ops(trace(module, source_file, source_name), tuple(dims))
     blocks, stages = layout(mapped, module, word)
+    header = [f"{source_name} from {source_file}, imported with torch.fx by `snnc import`."]
     replaced = sorted({op.origin for op in mapped.ops if op.origin})
-    header = [f"{label or cls} from {source}, imported with torch.fx by `snnc import`."]
     if replaced:
         header.append(f"Each activation ({', '.join(replaced)}) became the spiking neuron ({word}).")
     header += [f"Note: {note} after the input." for note in mapped.notes]
-    if name is not None and identifier_problem(name):
-        raise SnncError(f"--name: {identifier_problem(name)}")
-    network = Names()(name or snake_case(label or cls), "net")
-    doc = Document(network, T, mapped.ops[-1].shape[-1], tuple(dims), neuron_text, word,
-                   surrogate_statement(surrogate), blocks, stages, header)
+    network = name or Names()(snake_case(source_name), "net")
+    classes = next(op for op in mapped.ops if op.id == mapped.output).shape[-1]
+    doc = Document(network, T, classes, tuple(dims), neuron_text, word, surrogate_text, blocks, stages, header)
     text = render(doc)
     graph = compile_source(text, file=out_file).graph
     origin = _pair(mapped, graph, tuple(dims))

@@ -66,8 +66,7 @@ def _identity_chains(chains: list[Chain], source: str, top: bool) -> list[Chain]
     """Name the scope input where it must be named: add operands (blocks), any read but the first (network)."""
     out: list[Chain] = []
     if top:
-        reads = [c for c in chains[1:] if c.source == source] + [c for c in chains if source in c.operands]
-        if reads or source in chains[0].operands:
+        if any(c.source == source for c in chains[1:]) or any(source in c.operands for c in chains):
             alias = Chain(source, end=f"{source}#input", group=chains[0].group)
             for c in chains:
                 c.source = alias.end if c.source == source else c.source

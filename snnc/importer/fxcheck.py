@@ -118,17 +118,15 @@ def view(nodes: list[LNode], outputs: list[tuple[str, str]], roles_from_outputs:
         if n.label[0] == "add":
             by_name[n.name] = n = LNode(n.name, n.label, _add_inputs(n, by_name, readers, merged), n.role, n.module)
     g = nx.DiGraph()
-    main = nx.ancestors(_plain(by_name), outputs[0][1]) | {outputs[0][1]} if roles_from_outputs else set()
-    for n in by_name.values():
-        if n.name in merged:
-            continue
+    kept = [n for n in by_name.values() if n.name not in merged]
+    for n in kept:
+        g.add_node(n.name)
+        for i in n.inputs:
+            g.add_edge(i, n.name)
+    main = nx.ancestors(g, outputs[0][1]) | {outputs[0][1]} if roles_from_outputs else set()
+    for n in kept:
         role = ("main" if n.name in main else "aux") if roles_from_outputs else n.role
-        lab = (("add", len(n.inputs)) if n.label[0] == "add" else n.label) + (role,)
-        g.add_node(n.name, label=lab)
-    for n in by_name.values():
-        if n.name not in merged:
-            for i in n.inputs:
-                g.add_edge(i, n.name)
+        g.nodes[n.name]["label"] = (("add", len(n.inputs)) if n.label[0] == "add" else n.label) + (role,)
     for port, v in outputs:
         g.add_node(f"#{port}", label=("output", port))
         g.add_edge(v, f"#{port}")
@@ -145,15 +143,6 @@ def _add_inputs(n: LNode, by_name, readers, merged) -> tuple[str, ...]:
         else:
             out.append(i)
     return tuple(out)
-
-
-def _plain(by_name: dict[str, LNode]) -> nx.DiGraph:
-    g = nx.DiGraph()
-    for n in by_name.values():
-        g.add_node(n.name)
-        for i in n.inputs:
-            g.add_edge(i, n.name)
-    return g
 
 
 def compare(expected: nx.DiGraph, actual: nx.DiGraph, names=("IR", "model")) -> tuple[dict | None, list[str]]:

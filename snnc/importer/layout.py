@@ -77,7 +77,7 @@ def _runs(units: list[Unit]) -> list[tuple[tuple, list[Unit]]]:
     return merged
 
 
-def _run_name(key: tuple, members: list[Unit], index: int, count: int, names: Names) -> str:
+def _run_name(key: tuple, members: list[Unit], index: int, names: Names) -> str:
     if key[0] == "module":
         return names(key[1], "stage")
     if key[0] == "blocks":
@@ -89,10 +89,11 @@ def _run_name(key: tuple, members: list[Unit], index: int, count: int, names: Na
 
 
 def stages(mapped: Mapped, instances: dict[str, Instance], taken: set[str], neuron: str) -> list[Stage]:
+    """The network's assignments: one per chain, named after its stage; `taken` holds the block names."""
     units = scope_units(mapped.ops, instances, None)
     runs = _runs(units)
     names = Names(taken)
-    run_names = [_run_name(key, members, i, len(runs), names) for i, (key, members) in enumerate(runs)]
+    run_names = [_run_name(key, members, i, names) for i, (key, members) in enumerate(runs)]
     for i, (_, members) in enumerate(runs):
         for u in members:
             u.group = run_names[i]
@@ -109,9 +110,8 @@ def stages(mapped: Mapped, instances: dict[str, Instance], taken: set[str], neur
     blocks = {inst.definition.name for inst in instances.values()}
     out = []
     for c in chains:
-        units = element_units(c)
-        elements = [_element(u, mapped.output) for u in units] or ([] if c.operands else [Element("identity", [])])
-        elements = compress(elements, blocks)
+        elements = [_element(u, mapped.output) for u in element_units(c)]
+        elements = compress(elements or ([] if c.operands else [Element("identity", [])]), blocks)
         out.append(Stage(c.name, c.start, tuple(ends[v] for v in c.operands), elements, comments(c.units, neuron)))
     return out
 

@@ -121,7 +121,7 @@ class _Mapper:
         self.values: dict[fx.Node, object] = {}
         self.ops: dict[str, Op] = {}
         self.input_notes: list[str] = []
-        self.calls: dict[str, fx.Node] = {}  # module path -> first call, for modules with weights
+        self.called: set[str] = set()  # modules with weights called so far
 
     # ------------------------------------------------------------ helpers
     def shape(self, value: _Tensor) -> tuple:
@@ -163,13 +163,11 @@ class _Mapper:
     # ------------------------------------------------------------- driver
     def run(self) -> Mapped:
         output = None
+        placeholders = [n for n in self.traced.graph.nodes if n.op == "placeholder"]
+        if any(n.users for n in placeholders[1:]):
+            raise SnncError(f"{self.traced.name}.forward takes more than one input; snnc networks take one")
         for node in self.traced.graph.nodes:
             if node.op == "placeholder":
-                if INPUT in (v.id for v in self.values.values() if isinstance(v, _Tensor)):
-                    if node.users:
-                        raise SnncError(f"{self.traced.name}.forward takes more than one input; snnc networks take "
-                                        "one", user_loc(node))
-                    continue
                 self.values[node] = _Tensor(INPUT)
             elif node.op == "output":
                 output = self.output(node)
@@ -184,12 +182,12 @@ class _Mapper:
     def output(self, node: fx.Node) -> str:
         value = fx.node.map_arg(node.args[0], lambda n: self.values[n])
         if not isinstance(value, _Tensor) or value.id == INPUT:
-            raise SnncError(f"{self.traced.name}.forward must return one tensor [batch, classes], not "
-                            f"{type(value).__name__}", user_loc(node) or None,
-                            "return only the logits; auxiliary outputs are not imported")
+            what = "its input" if isinstance(value, _Tensor) else type(value).__name__
+            raise SnncError(f"{self.traced.name}.forward must return one tensor [batch, classes], not {what}",
+                            None, "return only the logits; auxiliary outputs are not imported")
         shape = self.shape(value)
         if len(shape) != 3:
-            raise SnncError(f"{self.traced.name} returns {fmt(shape[1:])} per step; snnc networks end in "
+            raise SnncError(f"{self.traced.name} returns {fmt(shape[2:])} per sample; snnc networks end in "
                             "[batch, classes]", self.ops[value.id].loc, "end the network with flatten and Linear")
         return value.id
 
@@ -211,10 +209,10 @@ class _Mapper:
                             user_loc(node))
         x = self.tensor(node, args[0], label)
         if list(mod.parameters(recurse=False)) or list(mod.buffers(recurse=False)):
-            if node.target in self.calls:
+            if node.target in self.called:
                 raise SnncError(f"{label} is called twice: snnc layers do not share weights", user_loc(node),
                                 "create one module per use")
-            self.calls[node.target] = node
+            self.called.add(node.target)
         for cls, method in _MODULES:
             if isinstance(mod, cls):
                 return method(self, node, mod, x, label)

@@ -153,11 +153,11 @@ def trace(module: nn.Module, file: str = "<module>", name: str | None = None) ->
     name = name or type(module).__name__
     try:
         graph = _Tracer().trace(module)
-    except Exception as exc:  # noqa: BLE001 - fx reports untraceable code with many exception types
-        loc = user_loc_from_traceback(exc.__traceback__)
-        text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        if "control flow" in text or "iterated" in text or "bool" in text:
-            raise SnncError(f"torch.fx cannot trace {name}: the code branches or loops on a tensor value ({text})",
-                            loc, "make the branch depend on constructor arguments, not on tensor values") from None
-        raise SnncError(f"torch.fx cannot trace {name}: {type(exc).__name__}: {text}", loc) from None
+    except fx.proxy.TraceError as exc:  # a branch or loop on a tensor value
+        raise SnncError(f"torch.fx cannot trace {name}: the code branches or loops on a tensor value "
+                        f"({str(exc).splitlines()[0][:200]})", user_loc_from_traceback(exc.__traceback__),
+                        "make the branch depend on constructor arguments, not on tensor values") from None
+    except Exception as exc:  # noqa: BLE001 - user code may fail under tracing in any way
+        raise SnncError(f"torch.fx cannot trace {name}: {type(exc).__name__}: {str(exc)[:300]}",
+                        user_loc_from_traceback(exc.__traceback__)) from None
     return Traced(module, graph, file, name)

@@ -171,8 +171,9 @@ def _unify(instances: list[Instance], neuron: str) -> BlockDef:
             rows.append(row)
         cond = None
         if len(chain_forms) == 2:
-            channel_exprs = [x for (cj, cv, _, a), x in exprs.items() if a == "out" and x.at and cj == j] + \
-                [x for (_, _, _, a), x in exprs.items() if a == "out" and x.at]
+            # channel expressions of this chain first (a shortcut's `4 * c`), then of the whole block
+            outs = [(cj, x) for (cj, _, _, a), x in exprs.items() if a == "out" and x.at]
+            channel_exprs = [x for cj, x in outs if cj == j] + [x for cj, x in outs if cj != j]
             cond = _condition(set(chain_forms[0][1]), params, channel_exprs, instances)
         chain = first.chains[j]
         units = [u for inst in instances for u in inst.chains[j].units]
@@ -241,8 +242,10 @@ def _most_common(values: list):
 def _condition(then: set[int], params: list[Param], channels: list[Expr], instances: list[Instance]) -> str:
     """A condition true for exactly the instances in `then`."""
     ins = [inst.in_channels for inst in instances]
-    seen: set[str] = set()
-    channels = [c for c in channels if not (c.text in seen or seen.add(c.text))]
+    unique: dict[str, Expr] = {}
+    for c in channels:
+        unique.setdefault(c.text, c)
+    channels = list(unique.values())
     defaulted = [p for p in params if p.default is not None and not isinstance(p.default, bool)]
     candidates = []
     for p in defaulted:

@@ -62,7 +62,7 @@ def snn_state(imported: Imported) -> tuple[dict[str, torch.Tensor], WeightsRepor
     for ir_name, path in imported.origin.items():
         for key, value in imported.root.get_submodule(path).state_dict().items():
             tensors[f"{attrs[ir_name]}.{key}"] = value.detach().clone().contiguous()
-            used.add(f"{path}.{key}" if path else key)
+            used.add(f"{path}.{key}")
     own = build_on_meta(load_generated(render_model(imported.graph, "imported.snn", "sdt"))).state_dict()
     wrong = [k for k, v in tensors.items() if k not in own or tuple(own[k].shape) != tuple(v.shape)]
     if wrong:
