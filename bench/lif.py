@@ -152,7 +152,7 @@ def child_peak(method: str, T: int, N: int) -> None:
 
 def cpu_peak(method: str, T: int, N: int) -> float | None:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    cmd = [sys.executable, __file__, "--child-peak", method, str(T), str(N)]
+    cmd = [sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--child-peak", method, str(T), str(N)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
 
@@ -170,8 +170,13 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 11)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default torch's); 1 is steadier on a machine shared with other jobs, "
+                             "where every multi-threaded op waits for a descheduled thread")
     parser.add_argument("--child-peak", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child_peak:
         child_peak(args.child_peak[0], int(args.child_peak[1]), int(args.child_peak[2]))
         return
