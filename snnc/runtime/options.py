@@ -21,7 +21,6 @@ class TrainSpec:
     cpng: dict | None = None      # {"layers": [...], "chi_limit": float, "per_batch": bool}
     two: dict | None = None       # {"module": str, "m": float, "warmup": int}
     stages: list | None = None    # TIT: [(T, epochs) or (T, epochs, lr), ...]
-    build_dir: str | None = None  # the compiled folder; its model.ir and manifest.json go into each run
     defaults: dict = field(default_factory=dict)
 
 

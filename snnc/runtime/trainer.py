@@ -23,7 +23,6 @@ import inspect
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -234,16 +233,6 @@ class Trainer:
                 tmp = self.out / f".{name}.tmp-{os.getpid()}"
                 tmp.write_bytes((self.build_dir / name).read_bytes())
                 os.replace(tmp, self.out / name)
-            self._copy_build_files()
-
-    def _copy_build_files(self) -> None:
-        """The training IR and manifest travel with the run, so `snnc export RUN_DIR` needs nothing else."""
-        if not self.spec.build_dir:
-            return
-        for name in ("model.ir", "manifest.json"):
-            src = Path(self.spec.build_dir) / name
-            if src.is_file():
-                shutil.copyfile(src, self.out / name)
 
     def _partial_totals(self) -> tuple[list[float], list[float]]:
         """This epoch's running sums and TWO counts so far, summed over ranks (for a checkpoint)."""

@@ -37,7 +37,6 @@ SPEC = TrainSpec(
     input_dims=model.INPUT_DIMS,
     classes=model.CLASSES,
     lif_layers=model.LIF_LAYERS,
-    build_dir=str(HERE),
     # TWO (METHODS §8): f[t] <- m f[t] + (1 - m) acc[t] / mean(acc) before each epoch after the warm-up
     two={"module": model.DECODE, "m": 0.7, "warmup": 5},
 )

@@ -37,7 +37,6 @@ SPEC = TrainSpec(
     input_dims=model.INPUT_DIMS,
     classes=model.CLASSES,
     lif_layers=model.LIF_LAYERS,
-    build_dir=str(HERE),
 )
 
 

@@ -37,7 +37,6 @@ SPEC = TrainSpec(
     input_dims=model.INPUT_DIMS,
     classes=model.CLASSES,
     lif_layers=model.LIF_LAYERS,
-    build_dir=str(HERE),
     # CPNG (METHODS §7): beta of these layers follows the recorded chi once per epoch
     cpng={"layers": model.CPNG_LAYERS, "chi_limit": 0.2, "per_batch": False},
 )
