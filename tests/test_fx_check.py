@@ -6,7 +6,8 @@ import pytest
 
 from snnc.backends.torch.render import render_model
 from snnc.diagnostics import SnncError
-from snnc.importer.fxcheck import check_generated, compare, ir_view, load_generated, model_view
+from snnc.importer.fxcheck import check_generated, load_generated, model_view
+from snnc.importer.fxgraph import compare, ir_view
 from snnc.ir.shapes import ShapeError
 from snnc.pipeline import compile_source
 

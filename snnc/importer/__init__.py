@@ -6,7 +6,7 @@
     text = render(document)                        # the .snn file
 
 The text is then compiled, and the IR must be isomorphic to the traced ANN
-(same layers, same wiring; fxcheck.compare). That check also pairs every IR
+(same layers, same wiring; fxgraph.compare). That check also pairs every IR
 node with the module it came from, which is how weights are carried over.
 """
 
@@ -19,10 +19,11 @@ from torch import nn
 from snnc.catalog import NEURON_PARAMS
 from snnc.diagnostics import SnncError
 from snnc.frontend.spelling import parse_call, parse_neuron, parse_surrogate
-from snnc.importer.fxcheck import compare, ir_nodes, ir_view, view
+from snnc.importer.fxgraph import compare, ir_nodes, ir_view, view
 from snnc.importer.layout import Document, layout
-from snnc.importer.mapping import INPUT, Mapped, map_ops
+from snnc.importer.mapping import map_ops
 from snnc.importer.naming import Names, snake_case
+from snnc.importer.records import INPUT, Mapped
 from snnc.importer.trace import trace
 from snnc.importer.writer import render
 from snnc.ir.attrs import Attrs

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from snnc.importer.chains import Chain, Unit
-from snnc.importer.mapping import INPUT, Mapped, Op
+from snnc.importer.records import INPUT, Mapped, Op
 
 
 @dataclass

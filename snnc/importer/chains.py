@@ -23,7 +23,7 @@ class Unit:
     id: str
     inputs: tuple[str, ...]
     output: str
-    item: object                 # importer.mapping.Op, or importer.blocks.Instance
+    item: object                 # importer.records.Op, or importer.blocks.Instance
     is_add: bool = False
     group: str | None = None     # at the top level: the stage it belongs to
 

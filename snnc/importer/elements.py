@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from snnc.importer.chains import Chain, Unit
-from snnc.importer.mapping import Op
+from snnc.importer.records import Op
 from snnc.ir.schema import schema
 from snnc.params import OPTIONAL, REQUIRED, format_value
 

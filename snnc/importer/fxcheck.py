@@ -1,27 +1,19 @@
 """Checks a lowering with torch.fx: the graph a generated model.py computes must be the IR's graph.
 
-Both sides become networkx graphs whose node labels are the op kind and its
-key attributes (channels, kernel, stride, padding, neuron settings, BN scale,
-role) and whose edges are the data flow:
-
-- the IR side from the graph's nodes (training losses excluded);
-- the model side by tracing `Network.forward` with torch.fx, `snnc.ops.LIF`,
-  the runtime layers and torch.nn layers as leaves. A LIF that runs its BN
-  inside (`forward_bn`) appears as the BN followed by the LIF, as in the IR.
-
-On both sides `identity` nodes and the [T*B] <-> [T, B] reshapes
-(`to_sequence`, `unflatten(0, (T, -1))`, `flatten(0, 1)`) are contracted and
-nested binary adds become one n-ary add. The graphs must be isomorphic, and
-every IR node that owns a module (NODE_MODULES) must call that module with
-the same label.
+The model side comes from tracing `Network.forward` with torch.fx, with
+`snnc.ops.LIF`, the runtime layers and torch.nn layers as leaves. A LIF that
+runs its BN inside (`forward_bn`) appears as the BN followed by the LIF, as in
+the IR; the [T*B] <-> [T, B] reshapes (`to_sequence`, `unflatten(0, (T, -1))`,
+`flatten(0, 1)`) are contracted. Roles come from the outputs: what the main
+output depends on is main. The labelled graph must be isomorphic to the IR's
+(fxgraph.py), and every IR node that owns a module (NODE_MODULES) must call
+that module with the same label.
 """
 
 from __future__ import annotations
 
 import operator
 import types
-from collections import Counter
-from dataclasses import dataclass
 from unittest import mock
 
 import networkx as nx
@@ -30,143 +22,12 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from snnc.ir.graph import Graph, Node
+from snnc.importer.fxgraph import LNode, compare, ir_nodes, ir_view, label, view
+from snnc.ir.graph import Graph
 from snnc.ops import LIF
 from snnc.runtime import layers
 
-LOSS_OPS = ("sdt_loss", "tet_loss", "sml_loss")
 
-
-@dataclass(frozen=True)
-class LNode:
-    name: str
-    label: tuple
-    inputs: tuple[str, ...]
-    role: str = "main"
-    module: str | None = None    # the module attribute it calls, model side
-
-
-def label(op: str, attrs: dict, in_channels: int | None, detail: bool = True) -> tuple:
-    """The comparable identity of a layer: its op and the attributes that define its computation."""
-    a = attrs
-    if op == "input":
-        return ("input", a["kind"], tuple(a["dims"]))
-    if op == "conv":
-        return ("conv", in_channels, a["out"], a["k"], a["stride"], a["pad"], a["groups"], bool(a["bias"]))
-    if op == "bn":
-        scale = a["a"] * a["vth"] if a.get("mode") == "tdbn" else a.get("scale", 1.0)
-        return ("bn", in_channels, float(a["eps"]), float(a["momentum"]), float(scale))
-    if op == "lif":
-        if not detail:
-            return ("lif",)
-        return ("lif", float(a["decay"]), float(a["vth"]), a["reset"], bool(a["decay_input"]),
-                bool(a["detach_reset"]), str(a["surrogate"]), float(a.get("mask_p", 0.0)),
-                bool(a.get("mask_rescale", False)), int(a.get("layer", 0)), bool(a.get("adaptive_beta", False)))
-    if op in ("avgpool", "maxpool"):
-        return (op, a["k"], a["stride"], a["pad"])
-    if op == "adaptive_avgpool":
-        return (op, a["size"])
-    if op == "fc":
-        return ("fc", in_channels, a["out"], bool(a["bias"]))
-    if op == "leaky_relu":
-        return (op, float(a["slope"]))
-    if op == "time_weights":
-        return (op, tuple(float(w) for w in a["weights"]))
-    if op in ("flatten", "add", "mean_t", "two_decode", "identity"):
-        return (op,)
-    return (op,) + tuple(sorted((k, repr(v)) for k, v in attrs.items()))
-
-
-# ------------------------------------------------------------------- IR side
-def ir_nodes(nodes: tuple[Node, ...] | list[Node], detail: bool = True) -> list[LNode]:
-    """Labelled nodes of IR nodes (loss nodes left out)."""
-    shapes = {n.name: n.features for n in nodes}
-    out = []
-    for n in nodes:
-        if n.op in LOSS_OPS:
-            continue
-        feat = shapes[n.inputs[0]] if n.inputs else ()
-        out.append(LNode(n.name, label(n.op, dict(n.attrs), feat[0] if feat else None, detail), n.inputs, n.role))
-    return out
-
-
-def ir_view(graph: Graph, detail: bool = True) -> nx.DiGraph:
-    return view(ir_nodes(graph.nodes, detail), [("main", graph.output)] +
-                [(f"aux{i}", a) for i, a in enumerate(graph.aux_outputs)])
-
-
-# --------------------------------------------------------------------- views
-def view(nodes: list[LNode], outputs: list[tuple[str, str]], roles_from_outputs: bool = False) -> nx.DiGraph:
-    """A DiGraph of labelled nodes: identities contracted, add trees merged, one `output` node per output.
-
-    `roles_from_outputs`: a node's role is main if the main output depends on it, aux otherwise
-    (the model side has no roles of its own).
-    """
-    alias: dict[str, str] = {}
-    by_name: dict[str, LNode] = {}
-    for n in nodes:
-        ins = tuple(alias.get(i, i) for i in n.inputs)
-        if n.label == ("identity",):
-            alias[n.name] = ins[0]
-            continue
-        by_name[n.name] = LNode(n.name, n.label, ins, n.role, n.module)
-    readers = Counter(i for n in by_name.values() for i in n.inputs)
-    outputs = [(port, alias.get(v, v)) for port, v in outputs]
-    readers.update(v for _, v in outputs)
-    merged: set[str] = set()
-    for n in list(by_name.values()):
-        if n.label[0] == "add":
-            by_name[n.name] = n = LNode(n.name, n.label, _add_inputs(n, by_name, readers, merged), n.role, n.module)
-    g = nx.DiGraph()
-    kept = [n for n in by_name.values() if n.name not in merged]
-    for n in kept:
-        g.add_node(n.name)
-        for i in n.inputs:
-            g.add_edge(i, n.name)
-    main = nx.ancestors(g, outputs[0][1]) | {outputs[0][1]} if roles_from_outputs else set()
-    for n in kept:
-        role = ("main" if n.name in main else "aux") if roles_from_outputs else n.role
-        g.nodes[n.name]["label"] = (("add", len(n.inputs)) if n.label[0] == "add" else n.label) + (role,)
-    for port, v in outputs:
-        g.add_node(f"#{port}", label=("output", port))
-        g.add_edge(v, f"#{port}")
-    return g
-
-
-def _add_inputs(n: LNode, by_name, readers, merged) -> tuple[str, ...]:
-    out = []
-    for i in n.inputs:
-        inner = by_name.get(i)
-        if inner is not None and inner.label[0] == "add" and readers[i] == 1:
-            merged.add(i)
-            out += _add_inputs(inner, by_name, readers, merged)
-        else:
-            out.append(i)
-    return tuple(out)
-
-
-def compare(expected: nx.DiGraph, actual: nx.DiGraph, names=("IR", "model")) -> tuple[dict | None, list[str]]:
-    """(node mapping expected -> actual, []) when isomorphic, else (None, what differs)."""
-    left = Counter(d["label"] for _, d in expected.nodes(data=True))
-    right = Counter(d["label"] for _, d in actual.nodes(data=True))
-    problems = [f"{lab}: {names[0]} has {left[lab]}, {names[1]} has {right[lab]}"
-                for lab in sorted(set(left) | set(right), key=repr) if left[lab] != right[lab]]
-    if problems:
-        return None, problems
-    mapping = nx.vf2pp_isomorphism(expected, actual, node_label="label")
-    if mapping is not None:
-        return mapping, []
-
-    def wiring(g):
-        return Counter((d["label"], tuple(sorted(repr(g.nodes[p]["label"]) for p in g.predecessors(n))))
-                       for n, d in g.nodes(data=True))
-    a, b = wiring(expected), wiring(actual)
-    return None, ["same layers, connected differently"] + [
-        f"{lab} reading {ins}: {names[0]} has {a[(lab, ins)]}, {names[1]} has {b[(lab, ins)]}"
-        for lab, ins in sorted(set(a) | set(b), key=repr) if a[(lab, ins)] != b[(lab, ins)]][:12]
-
-
-# ---------------------------------------------------------------- model side
 def load_generated(text: str, name: str = "snnc_generated_model") -> types.ModuleType:
     """Executes the text of a generated model.py as a fresh module."""
     module = types.ModuleType(name)

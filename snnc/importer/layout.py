@@ -16,7 +16,7 @@ from torch import nn
 from snnc.importer.blocks import Instance, find_instances, scope_units
 from snnc.importer.chains import Unit, decompose, link
 from snnc.importer.elements import Element, Expr, arg_texts, call_texts, comments, compress, element_units, literal
-from snnc.importer.mapping import INPUT, Mapped, Op
+from snnc.importer.records import INPUT, Mapped, Op
 from snnc.importer.naming import Names
 from snnc.importer.unify import BlockDef, define_blocks
 

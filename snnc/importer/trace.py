@@ -2,7 +2,7 @@
 
 Every failure is an `SnncError` located at the user's own source line: the
 deepest frame that is not inside torch, snnc or the standard library, taken
-from the exception's traceback or from an fx node's recorded stack trace.
+from the exception's traceback, or recorded by the tracer for each fx node.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def load_module(spec: str, kwargs_json: str | None = None) -> tuple[nn.Module, s
     module_name = "snnc_import_" + re.sub(r"\W", "_", path.stem)
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     pymod = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = pymod  # dataclasses and pickling look the module up by name
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)  # sibling imports of the user's file
     try:
@@ -120,7 +121,8 @@ def load_module(spec: str, kwargs_json: str | None = None) -> tuple[nn.Module, s
     target = pymod
     for part in name.split("."):
         if not hasattr(target, part):
-            names = sorted(k for k, v in vars(pymod).items() if isinstance(v, type) and issubclass(v, nn.Module))
+            names = sorted(k for k, v in vars(pymod).items()
+                           if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module_name)
             raise SnncError(f"{path} has no '{name}'", None,
                             "modules defined there: " + ", ".join(names) if names else None)
         target = getattr(target, part)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from snnc.importer.blocks import Instance, scope_units
 from snnc.importer.chains import Chain, decompose, link
 from snnc.importer.elements import Element, Expr, arg_texts, call_texts, chain_elements, comments, element_units
-from snnc.importer.mapping import Mapped, Op
+from snnc.importer.records import Mapped, Op
 from snnc.importer.naming import Names, block_base
 from snnc.ir.schema import schema
 from snnc.params import OPTIONAL, REQUIRED, format_value
