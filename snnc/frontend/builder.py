@@ -84,6 +84,8 @@ class Builder:
     def build(self) -> Graph:
         net = self.net
         check_identifier(net.name, net.name_loc, "network")
+        for recipe in net.recipes:
+            check_identifier(recipe.name, recipe.name_loc, "recipe")
         params = self._network_params()
         env = Env(dict(params))
         self.defaults = self._defaults(env)

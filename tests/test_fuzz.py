@@ -1,0 +1,361 @@
+"""Bad input, fuzzed: every user-facing reader answers with a result or a SnncError, never a traceback or a hang.
+
+Sources (random text, mutated zoo files, deep nesting, huge numbers, unicode,
+NUL bytes, 1 MB files), recipe strings, --set values, data specs and
+checkpoint/weights files. Each case runs under a wall-clock alarm, so a hang
+fails the test instead of stalling it. `pytest tests/test_fuzz.py
+--hypothesis-show-statistics` reports how many cases ran; SNNC_FUZZ_SCALE=N
+runs N times as many.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import random
+import re
+import signal
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snnc.diagnostics import SnncError, render
+from snnc.frontend import read_source
+from snnc.frontend.builder import parse_override
+from snnc.ir.printer import print_graph
+from snnc.ir.textparse import parse as parse_ir
+from snnc.pipeline import compile_source
+from snnc.recipes import RECIPES, parse_recipe
+from snnc.runtime import checkpoint, data, weights
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = {p.stem: p.read_text() for p in sorted((ROOT / "models").glob("*.snn"))}
+SMALL = ("digits", "toy", "vggsnn", "cifarnet")  # the cheap ones to compile many times
+SCALE = int(os.environ.get("SNNC_FUZZ_SCALE", "1"))  # e.g. 20 for a longer campaign than the test suite's
+
+
+def cases(n: int) -> settings:
+    return settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=n * SCALE)
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raises TimeoutError in this (main) thread if the block runs longer than `seconds`."""
+    def expire(signum, frame):
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def answer(fn, seconds: float = 20.0, located: bool = False):
+    """fn()'s result, or the SnncError it raised (rendered, and located if asked); anything else fails."""
+    with time_limit(seconds):
+        try:
+            return fn()
+        except SnncError as err:
+            text = render(err)
+            assert text.startswith(str(err)) and err.message
+            if located:
+                assert err.loc is not None and err.loc.line >= 1 and err.loc.col >= 1, text
+            return err
+
+
+def compile_text(text: str, recipe: str = "sdt"):
+    result = answer(lambda: compile_source(text, {}, file="fuzz.snn", recipe=recipe), located=True)
+    if not isinstance(result, SnncError):  # a valid IR: the canonical text must parse back to it
+        assert parse_ir(print_graph(result.graph)) == result.graph
+    return result
+
+
+# ------------------------------------------------------------------ sources
+TOKEN = re.compile(r"\s+|#[^\n]*|[A-Za-z_]\w*|\d+\.\d*(?:[eE][+-]?\d+)?|\d+|->|//|==|!=|<=|>=|.", re.S)
+VOCAB = ["network", "block", "input", "neuron", "surrogate", "norm", "recipe", "if", "else", "x", "in", "not",
+         "and", "or", "true", "false", "conv", "bn", "lif", "fc", "flatten", "add", "identity", "tdbn",
+         "(", ")", "[", "]", "{", "}", ",", "=", "->", "+", "-", "*", "/", "//", "%", "@", ".", ":", ";", "\n",
+         "#", "'", '"', "\\", "0", "-1", "1e308", "1e999", "9" * 40, "4611686018427387905", "0.0", "1.5",
+         "é", "λ", "\u202e", "\ufeff", "\x00", "\t", "\r", "😀", "__class__", "import", "os", "a" * 5000]
+
+
+def tokens(text: str) -> list[str]:
+    return TOKEN.findall(text)
+
+
+@st.composite
+def mutated_sources(draw) -> str:
+    toks = tokens(ZOO[draw(st.sampled_from(SMALL))])
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(toks) - 1))
+        kind = draw(st.sampled_from(["delete", "duplicate", "swap", "replace", "insert"]))
+        if kind == "delete":
+            del toks[i]
+        elif kind == "duplicate":
+            toks.insert(i, toks[i])
+        elif kind == "swap":
+            j = draw(st.integers(0, len(toks) - 1))
+            toks[i], toks[j] = toks[j], toks[i]
+        else:
+            word = draw(st.sampled_from(VOCAB) | st.text(max_size=8))
+            toks[i:i + (kind == "replace")] = [word]
+    return "".join(toks)
+
+
+NESTINGS = {
+    "parens": lambda d: "(" * d + "16" + ")" * d,
+    "minus": lambda d: "-" * (2 * d) + "16",
+    "not": lambda d: "not " * d + "16",
+    "list": lambda d: "[" * d + "16" + "]" * d,
+    "sum": lambda d: "+".join(["1"] * d),
+    "call": lambda d: "f(" * d + ")" * d,
+}
+
+
+@cases(150)
+@given(mutated_sources())
+def test_mutated_zoo_sources(text):
+    compile_text(text)
+
+
+@cases(150)
+@given(st.text(max_size=300))
+def test_random_text(text):
+    compile_text(text)
+
+
+@cases(60)
+@given(st.sampled_from(sorted(NESTINGS)), st.integers(1, 3000), st.booleans())
+def test_deep_nesting(kind, depth, in_group):
+    source = ZOO["digits"]
+    if in_group:  # nested chain groups around the head
+        text = source.replace("head   = adaptive_avgpool", "head   = " + "(" * depth + "adaptive_avgpool"
+                              + ")" * depth)
+    else:
+        text = source.replace("width = 16", "width = " + NESTINGS[kind](depth))
+    result = compile_text(text)
+    if depth > 400 and (in_group or kind != "parens"):  # redundant parentheses add no nesting
+        assert isinstance(result, SnncError)  # far past any real source
+
+
+@cases(60)
+@given(st.sampled_from(["width = 16", "T = 4", "classes = 10"]),
+       st.one_of(st.integers(), st.floats(), st.text(alphabet="0123456789.eE+-", min_size=1, max_size=400)))
+def test_numbers(param, value):
+    name = param.split()[0]
+    compile_text(ZOO["digits"].replace(param, f"{name} = {value}"))
+
+
+def _blocks_chain(n: int) -> str:
+    defs = "".join(f"  block b{i}(c) {{\n    out = b{i + 1}(c)\n  }}\n" for i in range(n))
+    return ZOO["digits"].replace("  stem ", defs + f"  block b{n}(c) {{\n    out = conv(c, 3)\n  }}\n  stem ") \
+        .replace("layer1 = basic(width)", "layer1 = b0(width)")
+
+
+MEGA = 1_000_000
+HUGE = {name: text.encode() for name, text in {
+    "comments": ZOO["digits"] + "# " + "x" * (MEGA - 2),
+    "statements": ZOO["digits"].replace("  head", "".join(f"  s{i} = conv(16, 3) -> bn -> lif\n"
+                                                         for i in range(MEGA // 32)) + "  head"),
+    "one_sum": ZOO["digits"].replace("width = 16", "width = " + "1+" * (MEGA // 2) + "1"),
+    "one_name": ZOO["digits"].replace("width = 16", "w" * MEGA + " = 16"),
+    "one_number": ZOO["digits"].replace("width = 16", "width = " + "7" * MEGA),
+    "parens": ZOO["digits"].replace("width = 16", "width = " + "(" * (MEGA // 2) + "16" + ")" * (MEGA // 2)),
+    "unicode": ZOO["digits"].replace("width = 16", "width = 16 " + "λ" * (MEGA // 2)),
+    "repeats": ZOO["digits"].replace("layer1 = basic(width)", "layer1 = (basic(width) x 1000) x 1000"),
+    "block_chain": _blocks_chain(500),
+}.items()}
+HUGE["random_bytes"] = random.Random(0).randbytes(MEGA)
+HUGE["too_big"] = b"#" * (8 * MEGA)
+
+
+@pytest.mark.parametrize("name", sorted(HUGE))
+def test_huge_sources_answer_in_time(name, tmp_path):
+    path = tmp_path / "huge.snn"
+    path.write_bytes(HUGE[name])
+    result = answer(lambda: compile_source(path, {}, recipe="sdt"), seconds=30)
+    if isinstance(result, SnncError):
+        assert result.loc is not None or "bytes" in result.message, render(result)
+
+
+@cases(50)
+@given(st.binary(max_size=200))
+def test_file_bytes(tmp_path_factory, blob):
+    path = tmp_path_factory.mktemp("bytes") / "net.snn"
+    path.write_bytes(blob)
+    answer(lambda: read_source(path))
+
+
+# ------------------------------------------------------------------ recipes and --set
+@st.composite
+def recipe_strings(draw) -> str:
+    def value():
+        return draw(st.sampled_from(["1", "0", "-3", "0.5", "1e999", "true", "[]", "[(2,3)]", "[(2, 3, 0.1)]",
+                                     "x", "layer2.0", "[1, 2]", "(1,)", "9" * 60, "[[[[1]]]]"]))
+
+    calls = []
+    for _ in range(draw(st.integers(1, 4))):
+        name = draw(st.sampled_from(sorted(RECIPES) + ["sml2", "", "tet tet", "two("]))
+        params = [p.name for p in RECIPES[name].params] if name in RECIPES else []
+        args = [f"{draw(st.sampled_from(params + ['zzz']))}={value()}" if draw(st.booleans()) else value()
+                for _ in range(draw(st.integers(0, 3)))]
+        calls.append(f"{name}({', '.join(args)})" if args or draw(st.booleans()) else name)
+    text = "+".join(calls)
+    if draw(st.booleans()):
+        toks = tokens(text)
+        i = draw(st.integers(0, len(toks) - 1))
+        toks[i:i + draw(st.integers(0, 1))] = [draw(st.sampled_from(VOCAB))]
+        text = "".join(toks)
+    return text
+
+
+@cases(150)
+@given(recipe_strings() | st.text(max_size=80))
+def test_recipe_strings(text):
+    answer(lambda: parse_recipe(text))
+
+
+@cases(150)
+@given(st.text(max_size=40) | st.sampled_from(["1e999", "nan", "-inf", "9" * 5000, "0x10", "1_000", " 4 ", "True"]))
+def test_set_values(text):
+    result = answer(lambda: parse_override("T", text))
+    assert isinstance(result, (SnncError, bool, int, float))
+
+
+@cases(30)
+@given(st.dictionaries(st.sampled_from(["T", "width", "classes", "nope", "", "__class__"]),
+                       st.sampled_from(["0", "1", "2", "-1", "3.5", "true", "1e9", "abc", "16"]), max_size=3))
+def test_set_overrides_compile(overrides):
+    result = answer(lambda: compile_source(ROOT / "models" / "digits.snn", overrides, recipe="sdt"))
+    assert isinstance(result, SnncError) or result.graph.network == "digits"
+
+
+# ------------------------------------------------------------------ data paths
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "train", "test"]
+
+@st.composite
+def data_specs(draw, folder: Path) -> str:
+    kind = draw(st.sampled_from(["digits", "synthetic", "cifar10", "cifar100", "dvs", "imagenet", ""]))
+    if draw(st.booleans()):
+        return kind
+    where = draw(st.sampled_from(["missing", "file", "garbage", "text"]))
+    if where == "text":
+        path = draw(st.text(max_size=30))
+    elif where == "missing":
+        path = str(folder / "no" / "such")
+    else:
+        sub = folder / draw(st.sampled_from(["a", "b", "c"]))
+        sub.mkdir(exist_ok=True)
+        for name in CIFAR_FILES:  # empty (truncated) batches; other pickles: test_cifar_batches_of_other_pickles
+            (sub / name).write_bytes(b"")
+        for name in ("train.pt", "test.pt"):
+            (sub / name).write_bytes(draw(st.binary(max_size=64)) if where == "garbage" else b"")
+        path = str(sub if where == "garbage" else sub / "train.pt")
+    # synthetic:N allocates N + N/4 samples of 3x32x32 floats: keep N small here (see the report on limits)
+    if kind == "synthetic" and path.isdigit() and int(path) > 4096:
+        path = "4096"
+    return f"{kind}:{path}"
+
+
+@cases(80)
+@given(st.data())
+def test_data_specs(tmp_path_factory, drawn):
+    spec = drawn.draw(data_specs(tmp_path_factory.mktemp("data")))
+    result = answer(lambda: data.load(spec), seconds=60)
+    assert isinstance(result, (SnncError, data.Data))
+
+
+# Found by fuzzing the CIFAR reader with pickle-shaped bytes: snnc/runtime/data.py lets these through as
+# TypeError, OverflowError, MemoryError or RuntimeError tracebacks (its _unpickle catches only some
+# exception types, and read() assumes a dict of the right shape). The fix belongs in data.py.
+OTHER_PICKLES = {
+    "int": pickle.dumps(5),
+    "bytes_data": pickle.dumps({b"data": b"abc", b"labels": [0]}),
+    "wrong_shape": pickle.dumps({b"data": [[1, 2]], b"labels": [0]}),
+    "overflow": b"\x80\x02\x8e14\xfd\xde\xbc\xf6-\xd3",
+    "type_error": b"\x80\x02}\x98",
+}
+
+
+@pytest.mark.xfail(strict=True, reason="snnc/runtime/data.py does not turn these into SnncErrors yet")
+@pytest.mark.parametrize("name", sorted(OTHER_PICKLES))
+def test_cifar_batches_of_other_pickles(tmp_path, name):
+    for file in CIFAR_FILES:
+        (tmp_path / file).write_bytes(OTHER_PICKLES[name])
+    assert isinstance(answer(lambda: data.load(f"cifar10:{tmp_path}")), SnncError)
+
+
+# ------------------------------------------------------------------ checkpoints and weights
+class Payload:
+    """Unpickling this runs code: it creates the file `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def _payload_files(folder: Path) -> dict[str, bytes]:
+    marker = folder / "pwned"
+    raw = pickle.dumps({"format": checkpoint.FORMAT, "model": Payload(marker)})
+    buf = io.BytesIO()
+    torch.save({"format": checkpoint.FORMAT, "model": Payload(marker)}, buf)  # torch's zip format, same payload
+    return {"raw.pt": raw, "zip.pt": buf.getvalue()}
+
+
+def test_payload_is_live_but_never_unpickled(tmp_path):
+    marker = tmp_path / "pwned"
+    files = _payload_files(tmp_path)
+    for name, blob in files.items():
+        path = tmp_path / name
+        path.write_bytes(blob)
+        for load in (checkpoint.load, weights.load_state_dict):
+            assert isinstance(answer(lambda: load(path)), SnncError)
+            assert not marker.exists(), f"{load.__module__}.{load.__name__} ran code from {name}"
+    pickle.loads(files["raw.pt"])  # the control: plain unpickling does run the payload
+    assert marker.exists()
+    marker.unlink()
+    with zipfile.ZipFile(io.BytesIO(files["zip.pt"])) as z:
+        pickle.loads(z.read(next(n for n in z.namelist() if n.endswith("data.pkl"))))
+    assert marker.exists()
+
+
+@pytest.fixture(scope="module")
+def real_checkpoint(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("ck") / "checkpoint.pt"
+    checkpoint.save_atomic({"model": torch.nn.Linear(4, 3).state_dict(), "epoch": 1}, path)
+    return path.read_bytes()
+
+
+@cases(150)
+@given(st.data())
+def test_checkpoint_bytes(tmp_path_factory, real_checkpoint, drawn):
+    kind = drawn.draw(st.sampled_from(["random", "truncated", "flipped"]))
+    if kind == "random":
+        blob = drawn.draw(st.binary(max_size=2000))
+    elif kind == "truncated":
+        blob = real_checkpoint[:drawn.draw(st.integers(0, len(real_checkpoint) - 1))]
+    else:
+        blob = bytearray(real_checkpoint)
+        for _ in range(drawn.draw(st.integers(1, 8))):
+            blob[drawn.draw(st.integers(0, len(blob) - 1))] ^= 1 << drawn.draw(st.integers(0, 7))
+        blob = bytes(blob)
+    folder = tmp_path_factory.mktemp("ckf")
+    for name in ("checkpoint.pt", "weights.safetensors"):
+        (folder / name).write_bytes(blob)
+    ck = answer(lambda: checkpoint.load(folder / "checkpoint.pt"))
+    if kind != "flipped":  # a flipped bit may land in padding and leave a valid file
+        assert isinstance(ck, SnncError)
+    for name in ("checkpoint.pt", "weights.safetensors"):
+        state = answer(lambda: weights.load_state_dict(folder / name))
+        assert isinstance(state, SnncError) or all(isinstance(v, torch.Tensor) for v in state.values())
