@@ -14,9 +14,9 @@ from snnc.diagnostics import SnncError
 
 
 def all_specs():
-    for (surrogate, reset, decay_input, detach, masked, rescale, bn, dtype, T) in itertools.product(
+    for (surrogate, reset, decay_input, detach, masked, rescale, bn, (dtype, T)) in itertools.product(
             SURROGATE_PARAMS, ["hard", "soft"], [False, True], [False, True], [False, True], [False, True],
-            [False, True], ["float32", "float16"], [4, None]):
+            [False, True], [("float32", 4), ("float16", None), ("bfloat16", 1)]):
         if rescale and not masked:
             continue
         yield LifSpec(reset=reset, decay_input=decay_input, detach_reset=detach, surrogate=surrogate,
