@@ -2,7 +2,6 @@
 `snnc import`, `snnc info` and `snnc compile` with every recipe; each generated model.py checked with fx."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,12 +9,10 @@ import pytest
 from snnc.importer.fxcheck import check_generated
 from snnc.ir.textparse import parse
 from snnc.pipeline import compile_source
-from test_import import NETS, snnc
+from test_import import NETS, nets, snnc
 from test_info import torch_macs
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
-import import_nets as nets  # noqa: E402
 
 NETWORKS = {  # name: (factory in import_nets.py, input)
     "resnet18": ("resnet18_cifar", (3, 32, 32)),
