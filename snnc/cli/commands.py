@@ -170,10 +170,10 @@ def _add_passes(sub, common):
 
 
 def _registrars():
-    from snnc.cli import build_commands, export_command, import_command
+    from snnc.cli import build_commands, export_command, import_command, report_command
 
     return ([_add_check, _add_ir, _add_info, _add_passes] + build_commands.REGISTRARS + export_command.REGISTRARS
-            + import_command.REGISTRARS)
+            + import_command.REGISTRARS + report_command.REGISTRARS)
 
 
 REGISTRARS = _registrars()

@@ -1,0 +1,93 @@
+"""`snnc report`: the plots and summary of a run, and the numbers behind them against metrics.jsonl."""
+
+import json
+
+import pytest
+import torch
+
+from snnc.cli.main import main as snnc_main
+from trainkit import build, read_metrics
+
+WIDTH, T = 4, 2
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 3-epoch digits run in which beta and the TWO weights move."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("report")
+    _, mod = build(tmp, "digits", "sml(n=1)+cpng(chi_limit=0.5)+two(warmup=0)+tet",
+                   {"width": str(WIDTH), "T": str(T)})
+    folder = tmp / "run"
+    assert mod.main(["--data", "synthetic:64", "--batch-size", "16", "--epochs", "3", "--lr", "0.05", "--quiet",
+                     "--out", str(folder)]) == 0
+    torch.set_num_threads(before)
+    return folder
+
+
+def _expected_energy(record: dict) -> dict[str, float]:
+    """pJ per sample of each layer of models/digits.snn, worked out by hand from its source."""
+    w, rates = WIDTH, record["firing_rates"]
+    layers = {  # name: (MACs per step, the LIF layer feeding it or None for the image)
+        "stem.conv": (w * 1 * 9 * 8 * 8, None),
+        "layer1.0.main.conv0": (w * w * 9 * 8 * 8, "stem_lif"),
+        "layer1.0.main.conv1": (w * w * 9 * 8 * 8, "layer1_0_main_lif"),
+        "layer2.0.main.conv0": (2 * w * w * 9 * 4 * 4, "layer1_0_out_lif"),
+        "layer2.0.main.conv1": (2 * w * 2 * w * 9 * 4 * 4, "layer2_0_main_lif"),
+        "layer2.0.skip.conv": (2 * w * w * 1 * 4 * 4, "layer1_0_out_lif"),
+        "head.fc": (10 * 2 * w, "layer2_0_out_lif"),
+    }
+    return {name: macs * T * 4.6 if src is None else rates[src] * macs * T * 0.9
+            for name, (macs, src) in layers.items()}
+
+
+def test_report_files_and_numbers_match_the_metrics(run, capsys):
+    assert (run / "model.ir").is_file() and (run / "manifest.json").is_file()  # copied by the trainer
+    assert snnc_main(["report", str(run)]) == 0
+    out = run / "report"
+    for name in ("loss", "accuracy", "firing_rates", "cpng", "two", "energy"):
+        blob = (out / f"{name}.png").read_bytes()
+        assert blob.startswith(b"\x89PNG\r\n\x1a\n") and len(blob) > 5000, name
+    records = read_metrics(run)
+    data = json.loads((out / "data.json").read_text())
+    assert data["epochs"] == [1, 2, 3]
+    for key in ("train_loss", "test_loss"):
+        assert data["loss"][key] == [r[key] for r in records]
+    for key in ("train_acc", "test_acc"):
+        assert data["accuracy"][key] == [r[key] for r in records]
+    assert data["firing_rates"] == {n: [r["firing_rates"][n] for r in records] for n in records[0]["firing_rates"]}
+    for part in ("beta", "chi"):
+        assert data["cpng"][part] == {n: [r["cpng"][n][part] for r in records] for n in records[0]["cpng"]}
+    assert data["two_weights"] == [r["two_weights"] for r in records]
+    assert any(b[-1] != 1.0 for b in data["cpng"]["beta"].values()) and records[-1]["two_weights"] != [1.0] * T
+
+    expected = _expected_energy(records[-1])
+    got = {x["layer"]: x["pj"] for x in data["energy"]["layers"]}
+    assert got.keys() == expected.keys()
+    for name, pj in expected.items():
+        assert got[name] == pytest.approx(pj, rel=1e-9), name
+    assert data["energy"]["total_pj"] == pytest.approx(sum(expected.values()), rel=1e-9)
+
+    md = (out / "summary.md").read_text()
+    assert f"final test accuracy: {100 * records[-1]['test_acc']:.2f}%" in md
+    assert f"Total: {sum(expected.values()) / 1e6:.4f} uJ per sample" in md
+    for name in ("loss", "cpng", "two", "energy"):
+        assert f"({name}.png)" in md
+    assert "uJ per sample" in capsys.readouterr().out
+
+
+def test_report_skips_torn_lines_and_explains_missing_runs(run, tmp_path, capsys):
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (torn / "metrics.jsonl").write_text(lines[0] + "\n" + lines[1][:40])
+    assert snnc_main(["report", str(torn), "-o", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "data.json").read_text())
+    assert data["epochs"] == [1] and "energy" not in data
+    assert "no energy estimate" in (tmp_path / "out" / "summary.md").read_text()
+    capsys.readouterr()
+    assert snnc_main(["report", str(tmp_path / "nothing")]) == 1
+    assert snnc_main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no run folder" in err and "has no metrics.jsonl" in err and "Traceback" not in err
