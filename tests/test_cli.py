@@ -77,14 +77,15 @@ def test_info_json_and_set():
 def test_ir_text_parses_back():
     r = snnc("ir", "models/digits.snn")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("# snnc-ir v1 after expand-blocks")
+    assert r.stdout.startswith("# snnc-ir v1 after fuse-lif")  # the default recipe, sdt, runs to the end
     assert parse(r.stdout).network == "digits"
 
 
 def test_ir_all_shows_every_step():
     r = snnc("ir", "models/digits.snn", "--all")
     assert r.returncode == 0
-    assert "after build" in r.stdout and "after expand-blocks" in r.stdout
+    for step in ("build", "expand-blocks", "annotate-surrogate", "attach-loss", "fuse-lif"):
+        assert f"after {step}" in r.stdout
 
 
 def test_ir_after_unknown_pass():

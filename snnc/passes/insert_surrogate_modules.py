@@ -55,7 +55,13 @@ def choose_blocks(graph: Graph, n: int = 2, at=None, loc: Loc | None = None) -> 
                 picks.append(names.index(item) + 1)
     if len(set(picks)) != len(picks):
         raise SnncError(f"sml: a block is chosen twice ({', '.join(names[i - 1] for i in picks)})", loc)
-    return [blocks[i - 1] for i in sorted(picks)]
+    chosen = [blocks[i - 1] for i in sorted(picks)]
+    for block in chosen:
+        if len(block.features) != 3:
+            raise SnncError(f"sml: block {block.name} gives a flat [{block.features[0]}] output, but a surrogate "
+                            f"module convolves a [C,H,W] spike-rate map", block.loc or loc,
+                            "place the modules after convolutional blocks with at=[...]")
+    return chosen
 
 
 def _module(prefix: str, src: Node, k: int, classes: int) -> list[Node]:
