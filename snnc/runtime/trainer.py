@@ -63,9 +63,6 @@ class EpochSums:
     batches: int = 0
     seconds: float = 0.0
 
-    def as_list(self) -> list[float]:
-        return [self.loss, self.correct, self.count, float(self.batches), self.seconds]
-
     @staticmethod
     def from_list(v) -> "EpochSums":
         return EpochSums(float(v[0]), float(v[1]), float(v[2]), int(v[3]), float(v[4]))
