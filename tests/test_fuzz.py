@@ -210,8 +210,8 @@ def recipe_strings(draw) -> str:
                 for _ in range(draw(st.integers(0, 3)))]
         calls.append(f"{name}({', '.join(args)})" if args or draw(st.booleans()) else name)
     text = "+".join(calls)
-    if draw(st.booleans()):
-        toks = tokens(text)
+    toks = tokens(text)
+    if toks and draw(st.booleans()):
         i = draw(st.integers(0, len(toks) - 1))
         toks[i:i + draw(st.integers(0, 1))] = [draw(st.sampled_from(VOCAB))]
         text = "".join(toks)
