@@ -160,6 +160,7 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, one_thr
             torch.testing.assert_close(state["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
     assert (one["decode.f"] != 1).any() and any((one[f"{n}.sg_params"][0] != 1) for n in single.model.CPNG_LAYERS)
     ddp_metrics, one_metrics = read_metrics(ddp), read_metrics(tmp_path / "one")
+    assert len(ddp_metrics) == len(one_metrics) == 2
     for a, b in zip(ddp_metrics, one_metrics):
         assert a["train_acc"] == b["train_acc"] and a["test_acc"] == b["test_acc"]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)

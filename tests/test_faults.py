@@ -30,7 +30,7 @@ def test_sigkill_loop_always_resumes_to_the_uninterrupted_weights():
     assert tally["problems"] == []
     assert tally["kills"] >= 10 and tally["sigkill"] >= 7 and tally["clean_stops"] >= 1
     assert tally["mid_write"] >= 1 and tally["torn_temporaries_rejected"] >= 1
-    assert tally["resumes"] >= 5 and tally["epochs_lost_max"] <= 0
+    assert tally["resumes"] >= 3 and tally["epochs_lost_max"] <= 0
     assert tally["bitwise_equal"] and tally["metrics_equal"]
     assert proc.returncode == 0
 
