@@ -121,13 +121,13 @@ NESTINGS = {
 }
 
 
-@cases(150)
+@cases(100)
 @given(mutated_sources())
 def test_mutated_zoo_sources(text):
     compile_text(text)
 
 
-@cases(150)
+@cases(100)
 @given(st.text(max_size=300))
 def test_random_text(text):
     compile_text(text)
@@ -218,13 +218,13 @@ def recipe_strings(draw) -> str:
     return text
 
 
-@cases(150)
+@cases(100)
 @given(recipe_strings() | st.text(max_size=80))
 def test_recipe_strings(text):
     answer(lambda: parse_recipe(text))
 
 
-@cases(150)
+@cases(100)
 @given(st.text(max_size=40) | st.sampled_from(["1e999", "nan", "-inf", "9" * 5000, "0x10", "1_000", " 4 ", "True"]))
 def test_set_values(text):
     result = answer(lambda: parse_override("T", text))
@@ -337,7 +337,7 @@ def real_checkpoint(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@cases(150)
+@cases(100)
 @given(st.data())
 def test_checkpoint_bytes(tmp_path_factory, real_checkpoint, drawn):
     kind = drawn.draw(st.sampled_from(["random", "truncated", "flipped"]))

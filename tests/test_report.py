@@ -13,14 +13,14 @@ WIDTH, T = 4, 2
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A 3-epoch digits run in which beta and the TWO weights move."""
+    """A 2-epoch digits run in which beta and the TWO weights move."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("report")
     _, mod = build(tmp, "digits", "sml(n=1)+cpng(chi_limit=0.5)+two(warmup=0)+tet",
                    {"width": str(WIDTH), "T": str(T)})
     folder = tmp / "run"
-    assert mod.main(["--data", "synthetic:64", "--batch-size", "16", "--epochs", "3", "--lr", "0.05", "--quiet",
+    assert mod.main(["--data", "synthetic:64", "--batch-size", "16", "--epochs", "2", "--lr", "0.05", "--quiet",
                      "--out", str(folder)]) == 0
     torch.set_num_threads(before)
     return folder
@@ -51,7 +51,7 @@ def test_report_files_and_numbers_match_the_metrics(run, capsys):
         assert blob.startswith(b"\x89PNG\r\n\x1a\n") and len(blob) > 5000, name
     records = read_metrics(run)
     data = json.loads((out / "data.json").read_text())
-    assert data["epochs"] == [1, 2, 3]
+    assert data["epochs"] == [1, 2]
     for key in ("train_loss", "test_loss"):
         assert data["loss"][key] == [r[key] for r in records]
     for key in ("train_acc", "test_acc"):
