@@ -29,7 +29,7 @@ LAYER_OPS = tuple(n for n, s in SCHEMAS.items() if s.dsl and n not in ("add",))
 CHAIN_WORDS = NEURONS + NORMS + LAYER_OPS + ("add",)
 ANNOTATIONS = ("surrogate",)
 # Limits that keep a hostile source from running for minutes or past the recursion limit
-# (the zoo's largest network has a few hundred layers and nests blocks two deep).
+# (the largest zoo network, sew_resnet34, has 159 nodes after expansion).
 MAX_LAYERS = 20_000      # nodes after expanding every block call and repeat
 MAX_BLOCK_NESTING = 32   # blocks calling blocks
 
