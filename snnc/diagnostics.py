@@ -36,14 +36,19 @@ class Loc:
         return f"{self.file}:{self.line}:{self.col}"
 
     def span_text(self) -> str:
-        """`file:line:col-end` as the IR printer writes it (round-trips via `parse_span`)."""
+        """`file:line:col-end` as the IR printer writes it (round-trips via `parse_span`).
+
+        The file name is escaped (backslashes, control and non-ASCII characters as \\n, \\xNN, ...)
+        so that a name with a newline cannot end the line it is printed on."""
         end = f"{self.end_col}" if self.end_line == self.line else f"{self.end_line}:{self.end_col}"
-        return f"{self.file}:{self.line}:{self.col}-{end}"
+        file = self.file.encode("unicode_escape").decode("ascii")
+        return f"{file}:{self.line}:{self.col}-{end}"
 
     @staticmethod
     def parse_span(text: str) -> "Loc":
         head, _, end = text.rpartition("-")
         file, line, col = head.rsplit(":", 2)
+        file = file.encode("ascii").decode("unicode_escape")
         if ":" in end:
             end_line, end_col = end.split(":")
         else:

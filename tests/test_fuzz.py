@@ -274,9 +274,8 @@ def test_data_specs(tmp_path_factory, drawn):
     assert isinstance(result, (SnncError, data.Data))
 
 
-# Found by fuzzing the CIFAR reader with pickle-shaped bytes: snnc/runtime/data.py lets these through as
-# TypeError, OverflowError, MemoryError or RuntimeError tracebacks (its _unpickle catches only some
-# exception types, and read() assumes a dict of the right shape). The fix belongs in data.py.
+# Found by fuzzing the CIFAR reader with pickle-shaped bytes: each must be a data error, not a
+# TypeError, OverflowError, MemoryError or RuntimeError traceback.
 OTHER_PICKLES = {
     "int": pickle.dumps(5),
     "bytes_data": pickle.dumps({b"data": b"abc", b"labels": [0]}),
@@ -286,7 +285,6 @@ OTHER_PICKLES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="snnc/runtime/data.py does not turn these into SnncErrors yet")
 @pytest.mark.parametrize("name", sorted(OTHER_PICKLES))
 def test_cifar_batches_of_other_pickles(tmp_path, name):
     for file in CIFAR_FILES:

@@ -165,8 +165,6 @@ def test_loaded_names_and_an_evil_file_name_change_nothing_but_names(tmp_path, m
     assert not list(tmp_path.rglob(f"{MARKER}_ran"))      # the file name's code never ran
 
 
-@pytest.mark.xfail(strict=True, reason="snnc/ir/printer.py writes locations' file names raw, so a newline in a "
-                                        "file name breaks DIR/model.ir (export and report parse it)")
 def test_ir_dump_of_a_file_with_a_newline_in_its_name_parses_back(tmp_path):
     from snnc.ir.textparse import parse
 
@@ -176,8 +174,6 @@ def test_ir_dump_of_a_file_with_a_newline_in_its_name_parses_back(tmp_path):
     parse((tmp_path / "build" / "model.ir").read_text())
 
 
-@pytest.mark.xfail(strict=True, reason="backends/torch/render.py _RECIPE_RE refuses upper-case names, so "
-                                        "sml(at=[Layer2.0]) is an internal error instead of compiling")
 def test_sml_at_a_stage_with_an_upper_case_name(tmp_path):
     src = tmp_path / "net.snn"
     src.write_text(SOURCE.format(**{**PLAIN, "layer2": "Layer2"}))

@@ -47,7 +47,7 @@ def render_model(graph: Graph, source: str, recipe: str, backend: str = "auto") 
     return text
 
 
-_RECIPE_RE = re.compile(r"[a-z0-9_=.,()\[\] +\-]*\Z")
+_RECIPE_RE = re.compile(r"[A-Za-z0-9_=.,()\[\] +\-]*\Z")
 
 
 def _checked(text: str, what: str) -> str:

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from snnc.diagnostics import SnncError
 
 SPECS = "digits | cifar10:PATH | cifar100:PATH | synthetic[:N] | dvs:PATH"
+MAX_SYNTHETIC = 20_000  # samples: about 300 MB at CIFAR size
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
@@ -49,8 +51,8 @@ def load(spec: str) -> Data:
     if kind == "synthetic":
         n = 512
         if path:
-            if not path.isdigit() or not 8 <= int(path) <= 1_000_000:
-                raise _data_error(f"synthetic:{path}: N must be an integer in [8, 1000000]")
+            if not path.isdigit() or not 8 <= int(path) <= MAX_SYNTHETIC:
+                raise _data_error(f"synthetic:{path}: N must be an integer in [8, {MAX_SYNTHETIC}]")
             n = int(path)
         return synthetic(n)
     if kind in ("cifar10", "cifar100"):
@@ -100,9 +102,27 @@ def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             # The CIFAR batches are pickles by definition; only read them from folders you trust.
-            return pickle.load(f, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise _data_error(f"cannot read {path}: {exc}") from None
+            batch = pickle.load(f, encoding="bytes")
+    except Exception as exc:  # noqa: BLE001 - whatever a malformed pickle raises, it is a data error
+        raise _data_error(f"cannot read {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    if not isinstance(batch, dict):
+        raise _data_error(f"{path} holds a {type(batch).__name__}, not a CIFAR batch dict")
+    return batch
+
+
+def _batch_tensors(path: Path, batch: dict, label_key: bytes) -> tuple[Tensor, Tensor]:
+    """(images [N,3,32,32] uint8, labels [N]) of one batch, or a data error naming what is wrong."""
+    if b"data" not in batch or label_key not in batch:
+        raise _data_error(f"{path} has no {b'data'!r} / {label_key!r} entries")
+    try:
+        images = torch.as_tensor(np.asarray(batch[b"data"], dtype=np.uint8))
+        labels = torch.as_tensor(np.asarray(batch[label_key], dtype=np.int64))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _data_error(f"{path}: the batch is not uint8 images and integer labels ({exc})") from None
+    if images.dim() != 2 or images.shape[1] != 3072 or labels.shape != (images.shape[0],):
+        raise _data_error(f"{path}: expected data [N, 3072] and N labels, got {list(images.shape)} and "
+                          f"{list(labels.shape)}")
+    return images.view(-1, 3, 32, 32), labels
 
 
 def cifar(kind: str, folder: Path) -> Data:
@@ -122,11 +142,9 @@ def cifar(kind: str, folder: Path) -> Data:
     def read(files):
         xs, ys = [], []
         for name in files:
-            batch = _unpickle(folder / name)
-            if b"data" not in batch or label_key not in batch:
-                raise _data_error(f"{folder / name} has no {b'data'!r} / {label_key!r} entries")
-            xs.append(torch.as_tensor(batch[b"data"], dtype=torch.uint8).view(-1, 3, 32, 32))
-            ys.append(torch.as_tensor(batch[label_key], dtype=torch.long))
+            images, labels = _batch_tensors(folder / name, _unpickle(folder / name), label_key)
+            xs.append(images)
+            ys.append(labels)
         return torch.cat(xs), torch.cat(ys)
 
     (trx, tr_y), (tex, te_y) = read(train_files), read(test_files)
