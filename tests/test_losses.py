@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from snnc import losses
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64  # references in double precision, without touching torch's global default
 
 
 def ce(logits, y):  # cross-entropy written out, averaged over the batch
@@ -19,7 +19,7 @@ def ce(logits, y):  # cross-entropy written out, averaged over the batch
 
 def rand(T=5, B=7, K=4, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(T, B, K, generator=g) * 2, torch.randint(0, K, (B,), generator=g)
+    return torch.randn(T, B, K, generator=g, dtype=F64) * 2, torch.randint(0, K, (B,), generator=g)
 
 
 def test_sdt():
@@ -48,7 +48,7 @@ def klt(a, b, tdis):
 def test_sml(n, inner):
     O, y = rand(seed=2)
     g = torch.Generator().manual_seed(3)
-    aux = [torch.randn(O.shape[1], O.shape[2], generator=g) for _ in range(n)]
+    aux = [torch.randn(O.shape[1], O.shape[2], generator=g, dtype=F64) for _ in range(n)]
     alpha, lam, tdis = 0.5, 0.9, 3.0
     y_snn = O.mean(0)
     l_snn = ce(y_snn, y) if inner is None else losses.tet(O, y, lam=0.05, phi=1.0)
@@ -63,7 +63,7 @@ def test_sml(n, inner):
 def test_sml_distillation_targets_are_detached():
     O, y = rand(seed=4)
     O.requires_grad_(True)
-    aux = [torch.randn(O.shape[1], O.shape[2], requires_grad=True)]
+    aux = [torch.randn(O.shape[1], O.shape[2], dtype=F64, requires_grad=True)]
     losses.sml(O, aux, y, lam=1.0).backward()  # KL terms only
     # KLT(y_i, y_snn) would move aux toward y_snn through aux's own log-softmax: both get gradients,
     # but never through the detached targets, so the gradient equals that of the two log-softmax terms.
@@ -79,7 +79,7 @@ def test_sml_distillation_targets_are_detached():
 def test_tet_lemma_4_1(T, B, K, seed, scale):
     """L_SDT <= L_TET at lam = 0, for any output (CE is convex in the logits)."""
     g = torch.Generator().manual_seed(seed)
-    O = torch.randn(T, B, K, generator=g) * scale
+    O = torch.randn(T, B, K, generator=g, dtype=F64) * scale
     y = torch.randint(0, K, (B,), generator=g)
     assert losses.sdt(O, y).item() <= losses.tet(O, y, lam=0.0).item() + 1e-12
 
