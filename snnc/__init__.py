@@ -1,3 +1,43 @@
-"""snnc: a compiler for training spiking neural networks."""
+"""snnc: a compiler for training spiking neural networks.
+
+    import snnc
+    result = snnc.compile("models/resnet18.snn", recipe="sml+tet", out="build/r18", T=6)
+    snnc.ops.lif(x, decay=0.5, surrogate="arctan(beta=2)")      # the neuron op
+    snnc.losses.tet(O, y, lam=0.05)                              # the recipe losses
+    snnc.cpng.solve_beta(0.2, mu, sigma)                          # CPNG's math
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+
+def compile(source_or_path, recipe: str = "sdt", out=None, **params):
+    """Compiles a .snn file (a path) or .snn source text with a recipe.
+
+    Network parameters are given as keywords (`T=6`), as `--set` would. With
+    `out` the training artifacts are written there (as `snnc compile -o`).
+    Returns the compiled result: `.graph` (the final IR), `.stages` (the IR
+    after every pass), `.recipe`. Errors are `snnc.diagnostics.SnncError`.
+    """
+    from snnc.compiler import compile_to
+    from snnc.pipeline import compile_source
+
+    overrides = {name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in params.items()}
+    text = str(source_or_path)
+    is_source = "\n" in text or "{" in text
+    file = "<source>" if is_source else None
+    if out is not None:
+        return compile_to(text if is_source else Path(text), recipe, out, overrides, file=file)
+    return compile_source(text if is_source else Path(text), overrides, file=file, recipe=recipe)
+
+
+def __getattr__(name: str):
+    # `snnc.ops`, `snnc.losses` and `snnc.cpng` load on first use: torch is slow to import.
+    if name in ("ops", "losses", "cpng"):
+        import importlib
+
+        return importlib.import_module(f"snnc.{name}")
+    raise AttributeError(f"module 'snnc' has no attribute '{name}'")
