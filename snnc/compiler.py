@@ -97,21 +97,26 @@ def replace_folder(tmp: Path, out: Path, marker: str) -> None:
         tmp.rename(out)
 
 
-def compile_to(source: str | Path, recipe: str, out: str | Path, overrides: dict | None = None,
-               backend: str = "auto", fuse: bool = True, file: str | None = None) -> Compiled:
+def write_compiled(compiled: Compiled, out: str | Path, overrides: dict | None = None,
+                   backend: str = "auto") -> None:
+    """Writes the training artifacts of `compiled` into `out` (next to it first, then renamed)."""
     if backend not in BACKENDS:
         raise SnncError(f"unknown backend '{backend}'", hint="one of " + ", ".join(BACKENDS))
-    overrides = dict(overrides or {})
-    compiled = compile_source(source, overrides, file=file, recipe=recipe, fuse=fuse)
-    source_text = compiled.network.source
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         tmp.rmdir()
-        _write(tmp, compiled, source_text, overrides, backend)
+        _write(tmp, compiled, compiled.network.source, dict(overrides or {}), backend)
         replace_folder(tmp, out, "manifest.json")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def compile_to(source: str | Path, recipe: str, out: str | Path, overrides: dict | None = None,
+               backend: str = "auto", fuse: bool = True, file: str | None = None) -> Compiled:
+    """`snnc compile`: the pipeline, then the artifacts in `out`."""
+    compiled = compile_source(source, dict(overrides or {}), file=file, recipe=recipe, fuse=fuse)
+    write_compiled(compiled, out, overrides, backend)
     return compiled

@@ -162,11 +162,12 @@ def format_value(value) -> str:
     return str(value)
 
 
-def bind_args(params: tuple[Param, ...], positional: list, keyword: dict, what: str):
+def bind_args(params: tuple[Param, ...], positional: list, keyword: dict, what: str, fill_defaults: bool = True):
     """Binds call arguments to `params`; returns {name: canonical value}.
 
     Raises ParamError for unknown names, duplicates, missing values and bad values;
-    the caller attaches the location. `keyword` maps name -> value.
+    the caller attaches the location. `keyword` maps name -> value. Without
+    `fill_defaults` only the given arguments come back (nothing is required).
     """
     by_name = {p.name: p for p in params}
     if len(positional) > len(params):
@@ -194,6 +195,8 @@ def bind_args(params: tuple[Param, ...], positional: list, keyword: dict, what: 
             except ParamError as exc:
                 where = param.name if param.name in keyword else params.index(param)
                 raise ParamError(f"{what}: {exc.message}", exc.hint, arg=where) from None
+        elif not fill_defaults:
+            continue
         elif param.required:
             raise ParamError(f"{what} needs a value for '{param.name}'", param.describe())
         elif not param.optional:

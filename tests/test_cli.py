@@ -104,3 +104,15 @@ def test_ir_json_and_dot():
 def test_passes_lists_expand_blocks():
     r = snnc("passes")
     assert r.returncode == 0 and "expand-blocks" in r.stdout
+
+
+def test_run_compiles_trains_and_exports(tmp_path):
+    r = snnc("run", str(ROOT / "models" / "digits.snn"), "--recipe", "sml+tet", "--epochs", "1", "--data",
+             "synthetic:64", "--", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[1/3] compiled digits" in r.stdout and "[3/3] exported runs/digits-sml+tet/deploy/" in r.stdout
+    assert "predictions agree on 100.00%" in r.stdout
+    assert (tmp_path / "build" / "digits-sml+tet" / "train.py").is_file()
+    again = snnc("run", str(ROOT / "models" / "digits.snn"), "--recipe", "sml+tet", "--epochs", "1", "--data",
+                 "synthetic:64", "--", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0 and "runs/digits-sml+tet-2" in again.stdout  # an earlier run is kept

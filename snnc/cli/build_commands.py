@@ -88,16 +88,12 @@ def _free_folder(base: Path) -> Path:
 
 
 def cmd_run(args) -> int:
-    from snnc.compiler import compile_to
+    from snnc.compiler import write_compiled
+    from snnc.pipeline import compile_source
 
-    build = Path(args.build_dir) if args.build_dir else None
-    compiled = None
-    if build is None:
-        from snnc.pipeline import compile_source
-
-        compiled = compile_source(args.file, overrides(args), recipe=args.recipe)
-        build = Path("build") / f"{compiled.graph.network}-{compiled.recipe.slug()}"
-    compiled = compile_to(args.file, args.recipe, build, overrides(args))
+    compiled = compile_source(args.file, overrides(args), recipe=args.recipe)
+    build = Path(args.build_dir or Path("build") / f"{compiled.graph.network}-{compiled.recipe.slug()}")
+    write_compiled(compiled, build, overrides(args))
     run_dir = Path(args.out) if args.out else _free_folder(Path("runs") / f"{compiled.graph.network}-"
                                                                            f"{compiled.recipe.slug()}")
     print(f"[1/3] compiled {compiled.graph.network} with {compiled.recipe.canonical()} into {build}/")

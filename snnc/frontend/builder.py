@@ -535,9 +535,7 @@ class Builder:
 
     def _bind(self, params, pos, kw, call: ast.Call, what: str, defaults: bool = True, env: Env | None = None) -> dict:
         try:
-            if defaults:
-                return bind_args(params, pos, kw, what)
-            return _bind_given(params, pos, kw, what)
+            return bind_args(params, pos, kw, what, fill_defaults=defaults)
         except ParamError as exc:
             value = kw.get(exc.arg) if isinstance(exc.arg, str) else (
                 pos[exc.arg] if isinstance(exc.arg, int) and exc.arg < len(pos) else None)
@@ -566,29 +564,6 @@ class Builder:
 
 
 # ------------------------------------------------------------------ helpers
-def _bind_given(params, pos, kw, what) -> dict:
-    """Like bind_args, but returns only what was given (no defaults, no 'required')."""
-    names = [p.name for p in params]
-    by_name = {p.name: p for p in params}
-    given = dict(zip(names, pos))
-    if len(pos) > len(names):
-        raise ParamError(f"{what} takes at most {len(names)} positional argument(s), got {len(pos)}", arg=len(names))
-    for key, value in kw.items():
-        if key not in by_name:
-            raise ParamError(f"{what} has no parameter '{key}'", did_you_mean(key, names, "parameter"), arg=key)
-        if key in given:
-            raise ParamError(f"{what}: parameter '{key}' is given twice", arg=key)
-        given[key] = value
-    out = {}
-    for key, value in given.items():
-        try:
-            out[key] = by_name[key].coerce(value)
-        except ParamError as exc:
-            where = key if key in kw else names.index(key)
-            raise ParamError(f"{what}: {exc.message}", exc.hint, arg=where) from None
-    return out
-
-
 def parse_override(name: str, text: str):
     """The value of `--set name=text`: an integer, a number, or true/false."""
     text = text.strip()
