@@ -15,9 +15,13 @@ def evaluate_export(run_dir: Path, deploy_dir: Path, data_spec: str, checkpoint=
     from snnc.runtime import data as datasets
 
     train, manifest, state = load_run(run_dir, checkpoint)
-    data = datasets.load(data_spec)
     if manifest["input"]["kind"] == "events":
         raise SnncError("checking event models needs frame data; run the comparison in Python instead")
+    dims = tuple(manifest["input"]["dims"])
+    data = datasets.reshape_synthetic(datasets.load(data_spec), dims, manifest["classes"])
+    if data.sample_shape != dims:
+        raise SnncError(f"--check-data {data_spec} gives samples of shape {list(data.sample_shape)}, but "
+                        f"{manifest['network']} expects {list(dims)}")
     deployed, module = deployed_model(deploy_dir)
     with tempfile.TemporaryDirectory() as tmp:
         train_model, train_modules = training_model(train, state["model"], Path(tmp))
