@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from snnc.diagnostics import SnncError, render
 from snnc.frontend import read_source
-from snnc.frontend.builder import parse_override
+from snnc.frontend.declarations import parse_override
 from snnc.ir.printer import print_graph
 from snnc.ir.textparse import parse as parse_ir
 from snnc.pipeline import compile_source

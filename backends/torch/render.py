@@ -41,7 +41,7 @@ def render_model(graph: Graph, source: str, recipe: str, backend: str = "auto") 
         node_modules=[(repr(k), repr(v)) for k, v in ctx.node_modules.items()],
         lif_layers=_names(ctx.lif_layers), cpng_layers=_names(ctx.cpng_layers),
         decode_repr=repr(ctx.decode), modules=ctx.modules, lines=ctx.lines,
-        output=ctx.output, aux=", ".join(ctx.aux),
+        output=ctx.output, aux=", ".join(ctx.aux), uses_functional=any("F." in ln.expr for ln in ctx.lines),
     )
     compile(text, "model.py", "exec")  # generated code must always be valid Python
     return text

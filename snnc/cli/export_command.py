@@ -10,7 +10,7 @@ from snnc.diagnostics import SnncError
 
 def evaluate_export(run_dir: Path, deploy_dir: Path, data_spec: str, checkpoint=None) -> dict:
     """Test accuracy of the deployed model, agreement with the training model and the tie rate."""
-    from snnc.export import build_inference, load_run
+    from snnc.export import load_run
     from snnc.export_check import compare, deployed_model, training_model
     from snnc.runtime import data as datasets
 

@@ -8,45 +8,26 @@ and each distinct instantiation is a `Block` (see snnc/passes/expand_blocks.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from snnc.catalog import NEURON_PARAMS, NORM_PARAMS, SURROGATE_PARAMS, SurrogateSpec, make_surrogate, resolve_lif
+from snnc.catalog import NEURON_PARAMS, NORM_PARAMS, SurrogateSpec, resolve_lif
 from snnc.diagnostics import Loc, Note, SnncError, did_you_mean
-from snnc.frontend import ast
-from snnc.frontend.values import CallValue, DottedValue, Env, evaluate
+from snnc.frontend import ast, declarations as decl
+from snnc.frontend.binding import arg_loc, bind, evaluate_args, located, surrogate
+from snnc.frontend.declarations import CHAIN_WORDS, LAYER_OPS, NEURONS, NORMS, check_identifier
+from snnc.frontend.values import Env, evaluate
 from snnc.ir.attrs import Attrs
 from snnc.ir.graph import Block, Graph, Node
-from snnc.ir.schema import SCHEMAS, schema
+from snnc.ir.schema import schema
 from snnc.ir.shapes import ShapeError, fmt
-from snnc.names import identifier_problem
-from snnc.params import ParamError, Symbol, bind_args, format_value
+from snnc.params import Symbol, format_value
 
-DEFAULT_SURROGATE = "triangle"
 TDBN_BRANCH_FACTOR = 1 / math.sqrt(2)  # METHODS §9: BNs that feed a residual add
-NEURONS = tuple(NEURON_PARAMS)
-NORMS = tuple(NORM_PARAMS)
-LAYER_OPS = tuple(n for n, s in SCHEMAS.items() if s.dsl and n not in ("add",))
-CHAIN_WORDS = NEURONS + NORMS + LAYER_OPS + ("add",)
 ANNOTATIONS = ("surrogate",)
 # Limits that keep a hostile source from running for minutes or past the recursion limit
 # (the largest zoo network, sew_resnet34, has 159 nodes after expansion).
 MAX_LAYERS = 20_000      # nodes after expanding every block call and repeat
 MAX_BLOCK_NESTING = 32   # blocks calling blocks
-
-
-def check_identifier(name: str, loc: Loc, what: str) -> None:
-    problem = identifier_problem(name)
-    if problem:
-        raise SnncError(f"invalid {what} name: {problem}", loc, "rename it, e.g. with a trailing '_' or a longer name")
-
-
-@dataclass
-class Defaults:
-    neurons: dict[str, dict] = field(default_factory=dict)  # kind -> bound args (un-resolved)
-    surrogate: SurrogateSpec = None  # type: ignore[assignment]
-    norm: str = "bn"
-    norm_args: dict = field(default_factory=dict)
-    tdbn_vth: float = 1.0
 
 
 @dataclass
@@ -86,13 +67,13 @@ class Builder:
         check_identifier(net.name, net.name_loc, "network")
         for recipe in net.recipes:
             check_identifier(recipe.name, recipe.name_loc, "recipe")
-        params = self._network_params()
+        params = decl.network_params(net, self.overrides)
         env = Env(dict(params))
-        self.defaults = self._defaults(env)
-        self._collect_blocks()
-        input_node = self._input(env)
+        self.defaults = decl.defaults(net, env)
+        self.blocks_ast = decl.collect_blocks(net)
+        input_node = decl.network_input(net, env)
         top = Scope([input_node], {}, env, "", self.defaults.surrogate)
-        self._stage_names()
+        decl.check_stage_names(net, self.blocks_ast)
         current = input_node.name
         if not net.stages:
             raise SnncError(f"network '{net.name}' has no layers", net.name_loc,
@@ -109,166 +90,6 @@ class Builder:
         nodes = _assign_tdbn_factor(top.nodes)
         blocks = tuple(sorted(self.instances.values(), key=lambda b: _block_order(b.name)))
         return Graph(net.name, Attrs(params), tuple(nodes), current, (), blocks)
-
-    # ------------------------------------------------------------- parameters
-    def _network_params(self) -> dict:
-        seen: dict[str, Loc] = {}
-        for p in self.net.params:
-            check_identifier(p.name, p.loc, "parameter")
-            if p.name in seen:
-                raise SnncError(f"parameter '{p.name}' is declared twice", p.loc,
-                                notes=[Note("first declared here", seen[p.name])])
-            seen[p.name] = p.loc
-        for name in self.overrides:
-            if name not in seen:
-                raise SnncError(f"--set {name}: network '{self.net.name}' has no parameter '{name}'", None,
-                                did_you_mean(name, seen, "parameter") or "it declares no parameters")
-        values: dict = {}
-        env = Env(values, symbols_ok=False)
-        for p in self.net.params:
-            if p.name in self.overrides:
-                values[p.name] = parse_override(p.name, self.overrides[p.name])
-            elif p.default is None:
-                raise SnncError(f"parameter '{p.name}' has no default; give it with --set {p.name}=...", p.loc)
-            else:
-                value = evaluate(p.default, env)
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise SnncError(f"parameter '{p.name}' must be a number or true/false, not {format_value(value)}",
-                                    p.default.loc)
-                values[p.name] = value
-        if "T" not in values:
-            raise SnncError(f"network '{self.net.name}' must declare the number of time steps T",
-                            self.net.name_loc, f"network {self.net.name}(T = 4, ...)")
-        t = values["T"]
-        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-            loc = next(p.loc for p in self.net.params if p.name == "T")
-            raise SnncError(f"T must be a positive integer, not {format_value(t)}", loc)
-        return values
-
-    # --------------------------------------------------------------- defaults
-    def _defaults(self, env: Env) -> Defaults:
-        d = Defaults()
-        seen: dict[str, Loc] = {}
-        for decl in self.net.defaults:
-            call = decl.call
-            key = f"{decl.what} {call.name}" if decl.what == "neuron" else decl.what
-            if key in seen:
-                raise SnncError(f"'{key}' is set twice", decl.loc, notes=[Note("first set here", seen[key])])
-            seen[key] = decl.loc
-            pos, kw = self._args(call, env)
-            if decl.what == "neuron":
-                if call.name not in NEURON_PARAMS:
-                    raise SnncError(f"unknown neuron '{call.name}'", call.name_loc,
-                                    did_you_mean(call.name, NEURONS, "neuron"))
-                values = self._bind(NEURON_PARAMS[call.name], pos, kw, call, f"neuron '{call.name}'")
-                if call.name == "lif":
-                    self._located(lambda: resolve_lif(values), call)
-                d.neurons[call.name] = values
-            elif decl.what == "surrogate":
-                d.surrogate = self._surrogate(call, pos, kw)
-            else:
-                if call.name not in NORM_PARAMS:
-                    raise SnncError(f"unknown norm '{call.name}'", call.name_loc, did_you_mean(call.name, NORMS, "norm"))
-                d.norm = call.name
-                d.norm_args = self._bind(NORM_PARAMS[call.name], pos, kw, call, f"norm '{call.name}'")
-        if d.surrogate is None:
-            d.surrogate = make_surrogate(DEFAULT_SURROGATE, [], {})
-        # tdBN scales by the network's threshold (METHODS §9): that of its first declared neuron.
-        for values in d.neurons.values():
-            d.tdbn_vth = values.get("vth", 1.0)
-            break
-        return d
-
-    def _surrogate(self, call: ast.Call, pos, kw) -> SurrogateSpec:
-        if call.name not in SURROGATE_PARAMS:
-            raise SnncError(f"unknown surrogate '{call.name}'", call.name_loc,
-                            did_you_mean(call.name, SURROGATE_PARAMS, "surrogate"))
-        try:
-            return make_surrogate(call.name, pos, kw)
-        except ParamError as exc:
-            raise SnncError(exc.message, self._arg_loc(call, exc.arg), exc.hint) from None
-
-    # ----------------------------------------------------------------- blocks
-    def _collect_blocks(self) -> None:
-        for b in self.net.blocks:
-            check_identifier(b.name, b.name_loc, "block")
-            if b.name in self.blocks_ast:
-                raise SnncError(f"block '{b.name}' is defined twice", b.name_loc,
-                                notes=[Note("first defined here", self.blocks_ast[b.name].name_loc)])
-            if b.name in CHAIN_WORDS:
-                raise SnncError(f"block '{b.name}' has the name of a built-in op", b.name_loc,
-                                "choose another name")
-            seen = set()
-            for p in b.params:
-                check_identifier(p.name, p.loc, "block parameter")
-                if p.name in seen:
-                    raise SnncError(f"block '{b.name}' declares parameter '{p.name}' twice", p.loc)
-                seen.add(p.name)
-            if not b.body:
-                raise SnncError(f"block '{b.name}' is empty", b.name_loc)
-            self.blocks_ast[b.name] = b
-        self._check_recursion()
-
-    def _check_recursion(self) -> None:
-        calls: dict[str, list[ast.Call]] = {name: [] for name in self.blocks_ast}
-        for name, b in self.blocks_ast.items():
-            for assign in b.body:
-                calls[name] += [c for c in _calls_in(assign.rhs) if c.name in self.blocks_ast]
-        state: dict[str, int] = {}
-
-        def visit(name: str, path: list[str]):
-            state[name] = 1
-            for c in calls[name]:
-                if state.get(c.name) == 1:
-                    cycle = path[path.index(c.name):] + [c.name]
-                    raise SnncError(f"block '{c.name}' is recursive: " + " -> ".join(cycle), c.name_loc,
-                                    "blocks cannot call themselves, directly or through other blocks")
-                if c.name not in state:
-                    visit(c.name, path + [c.name])
-            state[name] = 2
-
-        for name in self.blocks_ast:
-            if name not in state:
-                visit(name, [name])
-
-    # ------------------------------------------------------------------ input
-    def _input(self, env: Env) -> Node:
-        if not self.net.inputs:
-            raise SnncError(f"network '{self.net.name}' has no input", self.net.name_loc,
-                            "declare one, e.g. input image[3, 32, 32] (or input events[2, 48, 48])")
-        if len(self.net.inputs) > 1:
-            raise SnncError("a network has exactly one input", self.net.inputs[1].loc,
-                            notes=[Note("first input here", self.net.inputs[0].loc)])
-        decl = self.net.inputs[0]
-        if decl.kind not in ("image", "events"):
-            raise SnncError(f"unknown input kind '{decl.kind}'", decl.kind_loc,
-                            did_you_mean(decl.kind, ("image", "events"), "input kind"))
-        dims = []
-        for d in decl.dims:
-            value = evaluate(d, env)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SnncError(f"input dims must be positive integers, not {format_value(value)}", d.loc)
-            dims.append(value)
-        if len(dims) not in (1, 3):
-            raise SnncError(f"input must be [C, H, W] or [F], got {len(dims)} dims", decl.loc)
-        attrs = Attrs(kind=decl.kind, dims=tuple(dims))
-        return Node("x", "input", (), attrs, ("T", "B", *dims), "main", decl.loc)
-
-    # ----------------------------------------------------------------- stages
-    def _stage_names(self) -> None:
-        seen: dict[str, Loc] = {}
-        for stage in self.net.stages:
-            check_identifier(stage.name, stage.name_loc, "stage")
-            if stage.name in seen:
-                raise SnncError(f"'{stage.name}' is assigned twice", stage.name_loc,
-                                notes=[Note("first assigned here", seen[stage.name])])
-            if stage.name in self.blocks_ast or stage.name in CHAIN_WORDS:
-                what = "a block" if stage.name in self.blocks_ast else "a built-in op"
-                raise SnncError(f"stage '{stage.name}' has the name of {what}", stage.name_loc,
-                                "choose another name")
-            if stage.name in {p.name for p in self.net.params}:
-                raise SnncError(f"stage '{stage.name}' has the name of a network parameter", stage.name_loc)
-            seen[stage.name] = stage.name_loc
 
     def _assign(self, assign: ast.Assign, scope: Scope, default_input: str) -> str:
         chain = self._pick(assign.rhs, scope.env)
@@ -326,8 +147,8 @@ class Builder:
             expr = ast.Call(expr.name, (), expr.loc, expr.loc)
         if not isinstance(expr, ast.Call):
             raise SnncError("@surrogate takes a surrogate such as arctan(beta = 2)", expr.loc)
-        pos, kw = self._args(expr, env)
-        return self._surrogate(expr, pos, kw)
+        pos, kw = evaluate_args(expr, env)
+        return surrogate(expr, pos, kw)
 
     def _call(self, call: ast.Call, scope: Scope, current: str, counts, used, first: bool) -> str:
         name = call.name
@@ -360,24 +181,24 @@ class Builder:
     # ------------------------------------------------------------------- ops
     def _layer(self, call: ast.Call, scope: Scope, current: str) -> Node:
         sch = schema(call.name)
-        pos, kw = self._args(call, scope.env)
-        values = self._bind(sch.attrs, pos, kw, call, call.name, env=scope.env)
+        pos, kw = evaluate_args(call, scope.env)
+        values = bind(sch.attrs, pos, kw, call, call.name, env=scope.env)
         if sch.complete:
             values = sch.complete(values)
         return Node("", call.name, (current,), Attrs(values), (), "main", call.loc)
 
     def _neuron(self, call: ast.Call, scope: Scope, current: str) -> Node:
-        pos, kw = self._args(call, scope.env)
-        given = self._bind(NEURON_PARAMS[call.name], pos, kw, call, f"neuron '{call.name}'", defaults=False,
+        pos, kw = evaluate_args(call, scope.env)
+        given = bind(NEURON_PARAMS[call.name], pos, kw, call, f"neuron '{call.name}'", defaults=False,
                            env=scope.env)
         values = dict(self.defaults.neurons.get(call.name, {}))
         if "decay" in given or "tau" in given:  # a layer's own decay/tau replaces the default's
             values.pop("decay", None)
             values.pop("tau", None)
         values.update(given)
-        full = self._bind(NEURON_PARAMS[call.name], [], values, call, f"neuron '{call.name}'")
+        full = bind(NEURON_PARAMS[call.name], [], values, call, f"neuron '{call.name}'")
         if call.name == "lif":
-            full = self._located(lambda: resolve_lif(full), call)
+            full = located(lambda: resolve_lif(full), call)
         else:
             full.update(decay=1.0, decay_input=False)
         full["surrogate"] = scope.surrogate
@@ -385,10 +206,10 @@ class Builder:
 
     def _norm(self, call: ast.Call, scope: Scope, current: str) -> Node:
         mode = self.defaults.norm if call.name == "bn" else call.name
-        pos, kw = self._args(call, scope.env)
-        given = self._bind(NORM_PARAMS[mode], pos, kw, call, call.name, defaults=False, env=scope.env)
+        pos, kw = evaluate_args(call, scope.env)
+        given = bind(NORM_PARAMS[mode], pos, kw, call, call.name, defaults=False, env=scope.env)
         values = {**self.defaults.norm_args, **given}
-        values = self._bind(NORM_PARAMS[mode], [], values, call, call.name)
+        values = bind(NORM_PARAMS[mode], [], values, call, call.name)
         values["mode"] = mode
         if mode == "tdbn":
             values.update(a=1.0, vth=self.defaults.tdbn_vth)
@@ -443,7 +264,7 @@ class Builder:
     # ------------------------------------------------------------ block calls
     def _block_call(self, call: ast.Call, scope: Scope, current: str, used) -> str:
         bdef = self.blocks_ast[call.name]
-        pos, kw = self._args(call, scope.env)
+        pos, kw = evaluate_args(call, scope.env)
         args = self._bind_block(bdef, pos, kw, call, scope.env)
         in_shape = scope.shape_of(current)
         key = (bdef.name, tuple(sorted(args.items())), in_shape, scope.surrogate)
@@ -477,10 +298,10 @@ class Builder:
         values = dict(zip(names, pos))
         for key, value in kw.items():
             if key not in names:
-                raise SnncError(f"block '{bdef.name}' has no parameter '{key}'", self._arg_loc(call, key),
+                raise SnncError(f"block '{bdef.name}' has no parameter '{key}'", arg_loc(call, key),
                                 did_you_mean(key, names, "parameter"))
             if key in values:
-                raise SnncError(f"parameter '{key}' of block '{bdef.name}' is given twice", self._arg_loc(call, key))
+                raise SnncError(f"parameter '{key}' of block '{bdef.name}' is given twice", arg_loc(call, key))
             values[key] = value
         local = Env(dict(env.values), symbols_ok=False)
         for p in bdef.params:
@@ -517,75 +338,7 @@ class Builder:
         nodes = _assign_tdbn_factor(body.nodes)
         return Block(f"{bdef.name}.{count}", Attrs(args), tuple(nodes), result)
 
-    # ------------------------------------------------------------- arguments
-    def _args(self, call: ast.Call, env: Env):
-        pos = [evaluate(a.value, env) for a in call.positional]
-        kw = {}
-        for a in call.keyword:
-            if a.name in kw:
-                raise SnncError(f"argument '{a.name}' is given twice", a.loc)
-            kw[a.name] = evaluate(a.value, env)
-        for value, arg in zip(list(pos) + list(kw.values()), call.positional + call.keyword):
-            if isinstance(value, (DottedValue, list, tuple)):
-                raise SnncError(f"{call.name} takes numbers, true/false or names here, not {format_value(value)}",
-                                arg.value.loc)
-            if isinstance(value, CallValue) and call.name not in ("surrogate",):
-                pass  # only surrogates take call values; Param.coerce reports the rest
-        return pos, kw
-
-    def _bind(self, params, pos, kw, call: ast.Call, what: str, defaults: bool = True, env: Env | None = None) -> dict:
-        try:
-            return bind_args(params, pos, kw, what, fill_defaults=defaults)
-        except ParamError as exc:
-            value = kw.get(exc.arg) if isinstance(exc.arg, str) else (
-                pos[exc.arg] if isinstance(exc.arg, int) and exc.arg < len(pos) else None)
-            if isinstance(value, Symbol) and env is not None and "must be a number" in exc.message:
-                raise SnncError(f"unknown name '{value.name}'", self._arg_loc(call, exc.arg),
-                                did_you_mean(value.name, env.values, "parameter")) from None
-            raise SnncError(exc.message, self._arg_loc(call, exc.arg), exc.hint) from None
-
-    def _located(self, fn, call: ast.Call):
-        try:
-            return fn()
-        except ParamError as exc:
-            raise SnncError(exc.message, self._arg_loc(call, exc.arg), exc.hint) from None
-
-    @staticmethod
-    def _arg_loc(call: ast.Call, which) -> Loc:
-        if isinstance(which, str):
-            for a in call.keyword:
-                if a.name == which:
-                    return a.loc
-        elif isinstance(which, int):
-            pos = call.positional
-            if which < len(pos):
-                return pos[which].loc
-        return call.loc
-
-
 # ------------------------------------------------------------------ helpers
-def parse_override(name: str, text: str):
-    """The value of `--set name=text`: an integer, a number, or true/false."""
-    text = text.strip()
-    if text in ("true", "false"):
-        return text == "true"
-    try:
-        value = int(text)
-        if abs(value) > 2**62:
-            raise SnncError(f"--set {name}={text}: number too large", None)
-        return value
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        raise SnncError(f"--set {name}={text}: the value must be a number or true/false", None,
-                        f"for example --set {name}=4") from None
-    if not math.isfinite(value):
-        raise SnncError(f"--set {name}={text}: the value must be finite", None)
-    return value
-
-
 def _truthy(value, expr) -> bool:
     if isinstance(value, bool):
         return value
@@ -594,18 +347,6 @@ def _truthy(value, expr) -> bool:
     if isinstance(value, Symbol):
         raise SnncError(f"unknown name '{value.name}' in condition", expr.loc)
     raise SnncError(f"a condition must be true/false, not {format_value(value)}", expr.loc)
-
-
-def _calls_in(rhs):
-    if isinstance(rhs, ast.CondChain):
-        yield from _calls_in(rhs.then)
-        yield from _calls_in(rhs.otherwise)
-        return
-    for el in rhs.elements:
-        if isinstance(el.unit, ast.Group):
-            yield from _calls_in(el.unit.chain)
-        else:
-            yield el.unit
 
 
 def _op_counts(chain: ast.Chain, builder: Builder, scope: Scope) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from itertools import chain, count
 
-from snnc.frontend.builder import CHAIN_WORDS
+from snnc.frontend.declarations import CHAIN_WORDS
 from snnc.names import identifier_problem
 
 NETWORK_PARAMS = ("T", "classes")

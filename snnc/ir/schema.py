@@ -6,7 +6,7 @@ arguments against the same `Param`s, so a range is written down exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from snnc.catalog import NORM_PARAMS

@@ -6,7 +6,6 @@
 # or [T, B, 1, 8, 8], and returns (O, aux): O is [T, B, 10],
 # aux the 2 surrogate-module outputs [B, 10].
 # Activations stay merged as [T*B, ...] between stateless layers.
-import torch
 import torch.nn.functional as F
 from torch import nn
 

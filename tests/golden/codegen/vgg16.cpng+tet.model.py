@@ -5,8 +5,6 @@
 # forward(x) takes [B, 3, 32, 32] (a static input, repeated over T)
 # or [T, B, 3, 32, 32], and returns (O, aux): O is [T, B, 100], aux is empty.
 # Activations stay merged as [T*B, ...] between stateless layers.
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from snnc.ops import LIF
