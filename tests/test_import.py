@@ -255,7 +255,7 @@ def test_weights_become_an_init_checkpoint_that_train_py_loads(tmp_path):
 
     from snnc.compiler import compile_to
     from snnc.importer.fxcheck import load_generated
-    from snnc.runtime.trainer import _init_weights
+    from snnc.runtime.setup import init_weights
 
     torch.manual_seed(0)
     ann = nets.resnet18_cifar(width=8)
@@ -276,7 +276,7 @@ def test_weights_become_an_init_checkpoint_that_train_py_loads(tmp_path):
     snn = load_generated((tmp_path / "build" / "model.py").read_text()).build_model()
     printed = io.StringIO()
     with redirect_stdout(printed):
-        _init_weights(snn, str(tmp_path / "r18.safetensors"))
+        init_weights(snn, str(tmp_path / "r18.safetensors"))
     assert f"loaded {len(ckpt)} tensors" in printed.getvalue() and "unused" not in printed.getvalue()
     assert compiled.graph.attrs["sml_blocks"]
 

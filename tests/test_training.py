@@ -63,18 +63,18 @@ def test_two_hook_update_rule():
 
 
 def test_tit_keeps_weights_and_statistics_across_the_T_change(tmp_path, monkeypatch):
-    from snnc.runtime import trainer
+    from snnc.runtime import setup, trainer
 
     out, mod = build(tmp_path, "digits", "tit(stages=[(2,1),(3,1)])")
     seen = []
-    original = trainer._optimizer
+    original = setup.make_optimizer
 
     def spy(model, args, lr):
         seen.append(({k: v.clone() for k, v in model.state_dict().items()}, model.T))
         return original(model, args, lr)
 
     saved = []
-    monkeypatch.setattr(trainer, "_optimizer", spy)
+    monkeypatch.setattr(setup, "make_optimizer", spy)
     monkeypatch.setattr(trainer.Trainer, "_save", lambda self, o, s, st: saved.append(
         {k: v.clone() for k, v in self.model.state_dict().items()}))
     assert mod.main(QUICK + ["--out", str(tmp_path / "run")]) == 0

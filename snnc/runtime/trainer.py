@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import signal
 import sys
@@ -35,7 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from snnc.diagnostics import SnncError, render
 from snnc.losses import predict
-from snnc.runtime import checkpoint, data as datasets, distributed as dist
+from snnc.runtime import checkpoint, distributed as dist, setup
 from snnc.runtime.hooks import CPNGHook, TWOHook
 from snnc.runtime.options import TrainSpec, make_parser, validate
 from snnc.runtime.progress import Progress
@@ -43,14 +42,6 @@ from snnc.runtime.progress import Progress
 EXIT_TERMINATED = 143
 DUMP_ENV = "SNNC_DUMP_RANK_STATE"
 BUILD_FILES = ("model.ir", "manifest.json")  # copied into the run folder for `snnc report` and export
-
-
-@dataclass
-class Stage:
-    T: int
-    epochs: int
-    lr: float
-    first_epoch: int
 
 
 @dataclass
@@ -81,103 +72,24 @@ class Stop(Exception):
     """Raised between batches after SIGTERM/SIGINT once the checkpoint is written."""
 
 
-def stages_of(spec: TrainSpec, args) -> list[Stage]:
-    raw = spec.stages or [(spec.T, args.epochs or spec.defaults.get("epochs", 30))]
-    out, first = [], 0
-    for item in raw:
-        T, epochs = int(item[0]), int(item[1])
-        lr = float(item[2]) if len(item) > 2 else args.lr
-        out.append(Stage(T, epochs, lr, first))
-        first += epochs
-    return out
-
-
-def stage_at(stages: list[Stage], epoch: int) -> int:
-    for i, s in enumerate(stages):
-        if epoch < s.first_epoch + s.epochs:
-            return i
-    return len(stages) - 1
-
-
-# ---------------------------------------------------------------- set-up
-def _device(args) -> torch.device:
-    name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SnncError(f"--device {name}: CUDA is not available here", hint="use --device cpu")
-    if name.startswith("cuda") and "LOCAL_RANK" in os.environ and name == "cuda":
-        name = f"cuda:{os.environ['LOCAL_RANK']}"
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise SnncError(f"--device {name}: not a device", hint="cpu, cuda or cuda:N") from None
-
-
-def _load_data(spec: TrainSpec, args) -> datasets.Data:
-    data = datasets.load(args.data)
-    data = datasets.reshape_synthetic(data, spec.input_dims, spec.classes)
-    shape = data.sample_shape
-    want = tuple(spec.input_dims)
-    ok = shape == want if spec.input_kind == "image" else shape[1:] == want
-    if not ok:
-        raise SnncError(f"--data {args.data} gives samples of shape {list(shape)}, but network "
-                        f"{spec.network} expects {spec.input_kind} {list(want)}",
-                        hint="compile a network for this data (e.g. models/digits.snn for digits)")
-    if data.classes != spec.classes:
-        raise SnncError(f"--data {args.data} has {data.classes} classes, the network {spec.classes}",
-                        hint=f"compile with --set classes={data.classes}")
-    return data
-
-
-def _optimizer(model, args, lr: float):
-    params = [p for p in model.parameters() if p.requires_grad]
-    if args.optimizer == "sgd":
-        wd = 5e-4 if args.weight_decay is None else args.weight_decay
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
-    wd = 0.01 if args.weight_decay is None else args.weight_decay
-    return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-
-
-def _scheduler(opt, total_steps: int, warmup_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def _init_weights(model, path: str) -> None:
-    from snnc.runtime.weights import load_state_dict
-
-    state = load_state_dict(path)
-    own = model.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(matched, strict=False)
-    missing = sorted(set(own) - set(matched))
-    unused = sorted(set(state) - set(matched))
-    print(f"--init {path}: loaded {len(matched)} tensors; {len(missing)} left at their initial values"
-          + (f"; {len(unused)} unused: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}" if unused else ""))
-
-
 # ----------------------------------------------------------------- epochs
 class Trainer:
     def __init__(self, spec: TrainSpec, build_model, compute_loss, args):
         self.spec, self.args, self.compute_loss = spec, args, compute_loss
         self.build_dir = _build_dir(build_model)
-        self.device = _device(args)
+        self.device = setup.device_for(args)
         self.world = dist.init(str(self.device))
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.out = Path(args.out or f"runs/{spec.network}-{spec.slug}")
-        self.data = _load_data(spec, args)
+        self.data = setup.load_data(spec, args)
         torch.manual_seed(args.seed)
         self.model = build_model().to(self.device)
         for layer in spec.lif_layers:
             lif = self.model.get_submodule(layer)
             lif.seed, lif.rank = args.seed, self.world.rank
         if args.init:
-            _init_weights(self.model, args.init)
+            setup.init_weights(self.model, args.init)
         if args.sync_bn:
             if self.device.type != "cuda":
                 raise SnncError("--sync-bn needs CUDA (SyncBatchNorm runs on CUDA only)")
@@ -189,7 +101,7 @@ class Trainer:
         self.cpng = CPNGHook(self.model, spec.cpng["layers"], spec.cpng["chi_limit"], spec.cpng["per_batch"]) \
             if spec.cpng else None
         self.two = TWOHook(self.model, spec.two["module"], spec.two["m"], spec.two["warmup"]) if spec.two else None
-        self.stages = stages_of(spec, args)
+        self.stages = setup.stages_of(spec, args)
         self.total_epochs = sum(s.epochs for s in self.stages)
         self.amp = bool(args.amp and self.device.type == "cuda")
         if args.amp and not self.amp and self.world.main:
@@ -441,15 +353,15 @@ class Trainer:
         try:
             while self.state.epoch < self.total_epochs:
                 epoch = self.state.epoch
-                idx = stage_at(self.stages, epoch)
+                idx = setup.stage_at(self.stages, epoch)
                 if idx != stage_idx:
                     stage_idx = idx
                     stage = self.stages[idx]
                     self.model.T = stage.T
                     steps = stage.epochs * len(self.loader)
                     warm = self.args.warmup_epochs * len(self.loader) if idx == 0 else 0
-                    opt = _optimizer(self.model, self.args, stage.lr)
-                    sched = _scheduler(opt, steps, min(warm, steps))
+                    opt = setup.make_optimizer(self.model, self.args, stage.lr)
+                    sched = setup.make_scheduler(opt, steps, min(warm, steps))
                     if ck is not None and int(ck["stage"]) == idx:  # resuming inside this stage
                         opt.load_state_dict(ck["optimizer"])
                         sched.load_state_dict(ck["scheduler"])
