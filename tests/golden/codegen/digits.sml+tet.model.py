@@ -112,57 +112,57 @@ class Network(nn.Module):
 
     def forward(self, x):
         x, T = L.to_sequence(x, self.T, INPUT_DIMS, INPUT_KIND)
-        stem_conv = self.stem_conv(x)  # stem.conv  /work/main/models/digits.snn:20:12
-        stem_lif = self.stem_lif.forward_bn(stem_conv.unflatten(0, (T, -1)), self.stem_bn, scale=self.stem_bn.scale).flatten(0, 1)  # stem.lif  /work/main/models/digits.snn:20:36
-        layer1_0_main_conv0 = self.layer1_0_main_conv0(stem_lif)  # layer1.0.main.conv0  /work/main/models/digits.snn:11:12
-        layer1_0_main_lif = self.layer1_0_main_lif.forward_bn(layer1_0_main_conv0.unflatten(0, (T, -1)), self.layer1_0_main_bn0, scale=self.layer1_0_main_bn0.scale).flatten(0, 1)  # layer1.0.main.lif  /work/main/models/digits.snn:11:40
-        layer1_0_main_conv1 = self.layer1_0_main_conv1(layer1_0_main_lif)  # layer1.0.main.conv1  /work/main/models/digits.snn:11:47
-        layer1_0_main_bn1 = self.layer1_0_main_bn1(layer1_0_main_conv1)  # layer1.0.main.bn1  /work/main/models/digits.snn:11:61
-        layer1_0_out_add = layer1_0_main_bn1 + stem_lif  # layer1.0.out.add  /work/main/models/digits.snn:13:12
-        layer1_0_out_lif = self.layer1_0_out_lif(layer1_0_out_add.unflatten(0, (T, -1))).flatten(0, 1)  # layer1.0.out.lif  /work/main/models/digits.snn:13:31
-        layer2_0_main_conv0 = self.layer2_0_main_conv0(layer1_0_out_lif)  # layer2.0.main.conv0  /work/main/models/digits.snn:11:12
-        layer2_0_main_lif = self.layer2_0_main_lif.forward_bn(layer2_0_main_conv0.unflatten(0, (T, -1)), self.layer2_0_main_bn0, scale=self.layer2_0_main_bn0.scale).flatten(0, 1)  # layer2.0.main.lif  /work/main/models/digits.snn:11:40
-        layer2_0_main_conv1 = self.layer2_0_main_conv1(layer2_0_main_lif)  # layer2.0.main.conv1  /work/main/models/digits.snn:11:47
-        layer2_0_main_bn1 = self.layer2_0_main_bn1(layer2_0_main_conv1)  # layer2.0.main.bn1  /work/main/models/digits.snn:11:61
-        layer2_0_skip_conv = self.layer2_0_skip_conv(layer1_0_out_lif)  # layer2.0.skip.conv  /work/main/models/digits.snn:12:13
-        layer2_0_skip_bn = self.layer2_0_skip_bn(layer2_0_skip_conv)  # layer2.0.skip.bn  /work/main/models/digits.snn:12:35
-        layer2_0_out_add = layer2_0_main_bn1 + layer2_0_skip_bn  # layer2.0.out.add  /work/main/models/digits.snn:13:12
-        layer2_0_out_lif = self.layer2_0_out_lif(layer2_0_out_add.unflatten(0, (T, -1))).flatten(0, 1)  # layer2.0.out.lif  /work/main/models/digits.snn:13:31
-        head_adaptive_avgpool = self.head_adaptive_avgpool(layer2_0_out_lif)  # head.adaptive_avgpool  /work/main/models/digits.snn:23:12
-        head_flatten = head_adaptive_avgpool.flatten(1)  # head.flatten  /work/main/models/digits.snn:23:32
-        head_fc = self.head_fc(head_flatten)  # head.fc  /work/main/models/digits.snn:23:43
-        sm1_rate = layer1_0_out_lif.unflatten(0, (T, -1)).mean(0)  # sm1.rate  /work/main/models/digits.snn:21:12
-        sm1_conv7 = self.sm1_conv7(sm1_rate)  # sm1.conv7  /work/main/models/digits.snn:21:12
-        sm1_bn7 = self.sm1_bn7(sm1_conv7)  # sm1.bn7  /work/main/models/digits.snn:21:12
-        sm1_act7 = F.leaky_relu(sm1_bn7, 0.01)  # sm1.act7  /work/main/models/digits.snn:21:12
-        sm1_conv5 = self.sm1_conv5(sm1_act7)  # sm1.conv5  /work/main/models/digits.snn:21:12
-        sm1_bn5 = self.sm1_bn5(sm1_conv5)  # sm1.bn5  /work/main/models/digits.snn:21:12
-        sm1_act5 = F.leaky_relu(sm1_bn5, 0.01)  # sm1.act5  /work/main/models/digits.snn:21:12
-        sm1_conv3 = self.sm1_conv3(sm1_act5)  # sm1.conv3  /work/main/models/digits.snn:21:12
-        sm1_bn3 = self.sm1_bn3(sm1_conv3)  # sm1.bn3  /work/main/models/digits.snn:21:12
-        sm1_act3 = F.leaky_relu(sm1_bn3, 0.01)  # sm1.act3  /work/main/models/digits.snn:21:12
-        sm1_pool = self.sm1_pool(sm1_act3)  # sm1.pool  /work/main/models/digits.snn:21:12
-        sm1_flatten = sm1_pool.flatten(1)  # sm1.flatten  /work/main/models/digits.snn:21:12
-        sm1_fc1 = self.sm1_fc1(sm1_flatten)  # sm1.fc1  /work/main/models/digits.snn:21:12
-        sm1_bn_fc = self.sm1_bn_fc(sm1_fc1)  # sm1.bn_fc  /work/main/models/digits.snn:21:12
-        sm1_act_fc = F.leaky_relu(sm1_bn_fc, 0.01)  # sm1.act_fc  /work/main/models/digits.snn:21:12
-        sm1_fc2 = self.sm1_fc2(sm1_act_fc)  # sm1.fc2  /work/main/models/digits.snn:21:12
-        sm2_rate = layer2_0_out_lif.unflatten(0, (T, -1)).mean(0)  # sm2.rate  /work/main/models/digits.snn:22:12
-        sm2_conv7 = self.sm2_conv7(sm2_rate)  # sm2.conv7  /work/main/models/digits.snn:22:12
-        sm2_bn7 = self.sm2_bn7(sm2_conv7)  # sm2.bn7  /work/main/models/digits.snn:22:12
-        sm2_act7 = F.leaky_relu(sm2_bn7, 0.01)  # sm2.act7  /work/main/models/digits.snn:22:12
-        sm2_conv5 = self.sm2_conv5(sm2_act7)  # sm2.conv5  /work/main/models/digits.snn:22:12
-        sm2_bn5 = self.sm2_bn5(sm2_conv5)  # sm2.bn5  /work/main/models/digits.snn:22:12
-        sm2_act5 = F.leaky_relu(sm2_bn5, 0.01)  # sm2.act5  /work/main/models/digits.snn:22:12
-        sm2_conv3 = self.sm2_conv3(sm2_act5)  # sm2.conv3  /work/main/models/digits.snn:22:12
-        sm2_bn3 = self.sm2_bn3(sm2_conv3)  # sm2.bn3  /work/main/models/digits.snn:22:12
-        sm2_act3 = F.leaky_relu(sm2_bn3, 0.01)  # sm2.act3  /work/main/models/digits.snn:22:12
-        sm2_pool = self.sm2_pool(sm2_act3)  # sm2.pool  /work/main/models/digits.snn:22:12
-        sm2_flatten = sm2_pool.flatten(1)  # sm2.flatten  /work/main/models/digits.snn:22:12
-        sm2_fc1 = self.sm2_fc1(sm2_flatten)  # sm2.fc1  /work/main/models/digits.snn:22:12
-        sm2_bn_fc = self.sm2_bn_fc(sm2_fc1)  # sm2.bn_fc  /work/main/models/digits.snn:22:12
-        sm2_act_fc = F.leaky_relu(sm2_bn_fc, 0.01)  # sm2.act_fc  /work/main/models/digits.snn:22:12
-        sm2_fc2 = self.sm2_fc2(sm2_act_fc)  # sm2.fc2  /work/main/models/digits.snn:22:12
+        stem_conv = self.stem_conv(x)  # stem.conv  models/digits.snn:20:12
+        stem_lif = self.stem_lif.forward_bn(stem_conv.unflatten(0, (T, -1)), self.stem_bn, scale=self.stem_bn.scale).flatten(0, 1)  # stem.lif  models/digits.snn:20:36
+        layer1_0_main_conv0 = self.layer1_0_main_conv0(stem_lif)  # layer1.0.main.conv0  models/digits.snn:11:12
+        layer1_0_main_lif = self.layer1_0_main_lif.forward_bn(layer1_0_main_conv0.unflatten(0, (T, -1)), self.layer1_0_main_bn0, scale=self.layer1_0_main_bn0.scale).flatten(0, 1)  # layer1.0.main.lif  models/digits.snn:11:40
+        layer1_0_main_conv1 = self.layer1_0_main_conv1(layer1_0_main_lif)  # layer1.0.main.conv1  models/digits.snn:11:47
+        layer1_0_main_bn1 = self.layer1_0_main_bn1(layer1_0_main_conv1)  # layer1.0.main.bn1  models/digits.snn:11:61
+        layer1_0_out_add = layer1_0_main_bn1 + stem_lif  # layer1.0.out.add  models/digits.snn:13:12
+        layer1_0_out_lif = self.layer1_0_out_lif(layer1_0_out_add.unflatten(0, (T, -1))).flatten(0, 1)  # layer1.0.out.lif  models/digits.snn:13:31
+        layer2_0_main_conv0 = self.layer2_0_main_conv0(layer1_0_out_lif)  # layer2.0.main.conv0  models/digits.snn:11:12
+        layer2_0_main_lif = self.layer2_0_main_lif.forward_bn(layer2_0_main_conv0.unflatten(0, (T, -1)), self.layer2_0_main_bn0, scale=self.layer2_0_main_bn0.scale).flatten(0, 1)  # layer2.0.main.lif  models/digits.snn:11:40
+        layer2_0_main_conv1 = self.layer2_0_main_conv1(layer2_0_main_lif)  # layer2.0.main.conv1  models/digits.snn:11:47
+        layer2_0_main_bn1 = self.layer2_0_main_bn1(layer2_0_main_conv1)  # layer2.0.main.bn1  models/digits.snn:11:61
+        layer2_0_skip_conv = self.layer2_0_skip_conv(layer1_0_out_lif)  # layer2.0.skip.conv  models/digits.snn:12:13
+        layer2_0_skip_bn = self.layer2_0_skip_bn(layer2_0_skip_conv)  # layer2.0.skip.bn  models/digits.snn:12:35
+        layer2_0_out_add = layer2_0_main_bn1 + layer2_0_skip_bn  # layer2.0.out.add  models/digits.snn:13:12
+        layer2_0_out_lif = self.layer2_0_out_lif(layer2_0_out_add.unflatten(0, (T, -1))).flatten(0, 1)  # layer2.0.out.lif  models/digits.snn:13:31
+        head_adaptive_avgpool = self.head_adaptive_avgpool(layer2_0_out_lif)  # head.adaptive_avgpool  models/digits.snn:23:12
+        head_flatten = head_adaptive_avgpool.flatten(1)  # head.flatten  models/digits.snn:23:32
+        head_fc = self.head_fc(head_flatten)  # head.fc  models/digits.snn:23:43
+        sm1_rate = layer1_0_out_lif.unflatten(0, (T, -1)).mean(0)  # sm1.rate  models/digits.snn:21:12
+        sm1_conv7 = self.sm1_conv7(sm1_rate)  # sm1.conv7  models/digits.snn:21:12
+        sm1_bn7 = self.sm1_bn7(sm1_conv7)  # sm1.bn7  models/digits.snn:21:12
+        sm1_act7 = F.leaky_relu(sm1_bn7, 0.01)  # sm1.act7  models/digits.snn:21:12
+        sm1_conv5 = self.sm1_conv5(sm1_act7)  # sm1.conv5  models/digits.snn:21:12
+        sm1_bn5 = self.sm1_bn5(sm1_conv5)  # sm1.bn5  models/digits.snn:21:12
+        sm1_act5 = F.leaky_relu(sm1_bn5, 0.01)  # sm1.act5  models/digits.snn:21:12
+        sm1_conv3 = self.sm1_conv3(sm1_act5)  # sm1.conv3  models/digits.snn:21:12
+        sm1_bn3 = self.sm1_bn3(sm1_conv3)  # sm1.bn3  models/digits.snn:21:12
+        sm1_act3 = F.leaky_relu(sm1_bn3, 0.01)  # sm1.act3  models/digits.snn:21:12
+        sm1_pool = self.sm1_pool(sm1_act3)  # sm1.pool  models/digits.snn:21:12
+        sm1_flatten = sm1_pool.flatten(1)  # sm1.flatten  models/digits.snn:21:12
+        sm1_fc1 = self.sm1_fc1(sm1_flatten)  # sm1.fc1  models/digits.snn:21:12
+        sm1_bn_fc = self.sm1_bn_fc(sm1_fc1)  # sm1.bn_fc  models/digits.snn:21:12
+        sm1_act_fc = F.leaky_relu(sm1_bn_fc, 0.01)  # sm1.act_fc  models/digits.snn:21:12
+        sm1_fc2 = self.sm1_fc2(sm1_act_fc)  # sm1.fc2  models/digits.snn:21:12
+        sm2_rate = layer2_0_out_lif.unflatten(0, (T, -1)).mean(0)  # sm2.rate  models/digits.snn:22:12
+        sm2_conv7 = self.sm2_conv7(sm2_rate)  # sm2.conv7  models/digits.snn:22:12
+        sm2_bn7 = self.sm2_bn7(sm2_conv7)  # sm2.bn7  models/digits.snn:22:12
+        sm2_act7 = F.leaky_relu(sm2_bn7, 0.01)  # sm2.act7  models/digits.snn:22:12
+        sm2_conv5 = self.sm2_conv5(sm2_act7)  # sm2.conv5  models/digits.snn:22:12
+        sm2_bn5 = self.sm2_bn5(sm2_conv5)  # sm2.bn5  models/digits.snn:22:12
+        sm2_act5 = F.leaky_relu(sm2_bn5, 0.01)  # sm2.act5  models/digits.snn:22:12
+        sm2_conv3 = self.sm2_conv3(sm2_act5)  # sm2.conv3  models/digits.snn:22:12
+        sm2_bn3 = self.sm2_bn3(sm2_conv3)  # sm2.bn3  models/digits.snn:22:12
+        sm2_act3 = F.leaky_relu(sm2_bn3, 0.01)  # sm2.act3  models/digits.snn:22:12
+        sm2_pool = self.sm2_pool(sm2_act3)  # sm2.pool  models/digits.snn:22:12
+        sm2_flatten = sm2_pool.flatten(1)  # sm2.flatten  models/digits.snn:22:12
+        sm2_fc1 = self.sm2_fc1(sm2_flatten)  # sm2.fc1  models/digits.snn:22:12
+        sm2_bn_fc = self.sm2_bn_fc(sm2_fc1)  # sm2.bn_fc  models/digits.snn:22:12
+        sm2_act_fc = F.leaky_relu(sm2_bn_fc, 0.01)  # sm2.act_fc  models/digits.snn:22:12
+        sm2_fc2 = self.sm2_fc2(sm2_act_fc)  # sm2.fc2  models/digits.snn:22:12
         return head_fc.unflatten(0, (T, -1)), [sm1_fc2, sm2_fc2]
 
 

@@ -122,39 +122,39 @@ class Network(nn.Module):
 
     def forward(self, x):
         x, T = L.to_sequence(x, self.T, INPUT_DIMS, INPUT_KIND)
-        stage1_0_out_conv = self.stage1_0_out_conv(x)  # stage1.0.out.conv  /work/main/models/vgg16.snn:11:11
-        stage1_0_out_lif = self.stage1_0_out_lif.forward_bn(stage1_0_out_conv.unflatten(0, (T, -1)), self.stage1_0_out_bn, scale=self.stage1_0_out_bn.scale).flatten(0, 1)  # stage1.0.out.lif  /work/main/models/vgg16.snn:11:31
-        stage1_1_out_conv = self.stage1_1_out_conv(stage1_0_out_lif)  # stage1.1.out.conv  /work/main/models/vgg16.snn:11:11
-        stage1_1_out_lif = self.stage1_1_out_lif.forward_bn(stage1_1_out_conv.unflatten(0, (T, -1)), self.stage1_1_out_bn, scale=self.stage1_1_out_bn.scale).flatten(0, 1)  # stage1.1.out.lif  /work/main/models/vgg16.snn:11:31
-        stage1_avgpool = self.stage1_avgpool(stage1_1_out_lif)  # stage1.avgpool  /work/main/models/vgg16.snn:14:27
-        stage2_0_out_conv = self.stage2_0_out_conv(stage1_avgpool)  # stage2.0.out.conv  /work/main/models/vgg16.snn:11:11
-        stage2_0_out_lif = self.stage2_0_out_lif.forward_bn(stage2_0_out_conv.unflatten(0, (T, -1)), self.stage2_0_out_bn, scale=self.stage2_0_out_bn.scale).flatten(0, 1)  # stage2.0.out.lif  /work/main/models/vgg16.snn:11:31
-        stage2_1_out_conv = self.stage2_1_out_conv(stage2_0_out_lif)  # stage2.1.out.conv  /work/main/models/vgg16.snn:11:11
-        stage2_1_out_lif = self.stage2_1_out_lif.forward_bn(stage2_1_out_conv.unflatten(0, (T, -1)), self.stage2_1_out_bn, scale=self.stage2_1_out_bn.scale).flatten(0, 1)  # stage2.1.out.lif  /work/main/models/vgg16.snn:11:31
-        stage2_avgpool = self.stage2_avgpool(stage2_1_out_lif)  # stage2.avgpool  /work/main/models/vgg16.snn:15:28
-        stage3_0_out_conv = self.stage3_0_out_conv(stage2_avgpool)  # stage3.0.out.conv  /work/main/models/vgg16.snn:11:11
-        stage3_0_out_lif = self.stage3_0_out_lif.forward_bn(stage3_0_out_conv.unflatten(0, (T, -1)), self.stage3_0_out_bn, scale=self.stage3_0_out_bn.scale).flatten(0, 1)  # stage3.0.out.lif  /work/main/models/vgg16.snn:11:31
-        stage3_1_out_conv = self.stage3_1_out_conv(stage3_0_out_lif)  # stage3.1.out.conv  /work/main/models/vgg16.snn:11:11
-        stage3_1_out_lif = self.stage3_1_out_lif.forward_bn(stage3_1_out_conv.unflatten(0, (T, -1)), self.stage3_1_out_bn, scale=self.stage3_1_out_bn.scale).flatten(0, 1)  # stage3.1.out.lif  /work/main/models/vgg16.snn:11:31
-        stage3_2_out_conv = self.stage3_2_out_conv(stage3_1_out_lif)  # stage3.2.out.conv  /work/main/models/vgg16.snn:11:11
-        stage3_2_out_lif = self.stage3_2_out_lif.forward_bn(stage3_2_out_conv.unflatten(0, (T, -1)), self.stage3_2_out_bn, scale=self.stage3_2_out_bn.scale).flatten(0, 1)  # stage3.2.out.lif  /work/main/models/vgg16.snn:11:31
-        stage3_avgpool = self.stage3_avgpool(stage3_2_out_lif)  # stage3.avgpool  /work/main/models/vgg16.snn:16:28
-        stage4_0_out_conv = self.stage4_0_out_conv(stage3_avgpool)  # stage4.0.out.conv  /work/main/models/vgg16.snn:11:11
-        stage4_0_out_lif = self.stage4_0_out_lif.forward_bn(stage4_0_out_conv.unflatten(0, (T, -1)), self.stage4_0_out_bn, scale=self.stage4_0_out_bn.scale).flatten(0, 1)  # stage4.0.out.lif  /work/main/models/vgg16.snn:11:31
-        stage4_1_out_conv = self.stage4_1_out_conv(stage4_0_out_lif)  # stage4.1.out.conv  /work/main/models/vgg16.snn:11:11
-        stage4_1_out_lif = self.stage4_1_out_lif.forward_bn(stage4_1_out_conv.unflatten(0, (T, -1)), self.stage4_1_out_bn, scale=self.stage4_1_out_bn.scale).flatten(0, 1)  # stage4.1.out.lif  /work/main/models/vgg16.snn:11:31
-        stage4_2_out_conv = self.stage4_2_out_conv(stage4_1_out_lif)  # stage4.2.out.conv  /work/main/models/vgg16.snn:11:11
-        stage4_2_out_lif = self.stage4_2_out_lif.forward_bn(stage4_2_out_conv.unflatten(0, (T, -1)), self.stage4_2_out_bn, scale=self.stage4_2_out_bn.scale).flatten(0, 1)  # stage4.2.out.lif  /work/main/models/vgg16.snn:11:31
-        stage4_avgpool = self.stage4_avgpool(stage4_2_out_lif)  # stage4.avgpool  /work/main/models/vgg16.snn:17:28
-        stage5_0_out_conv = self.stage5_0_out_conv(stage4_avgpool)  # stage5.0.out.conv  /work/main/models/vgg16.snn:11:11
-        stage5_0_out_lif = self.stage5_0_out_lif.forward_bn(stage5_0_out_conv.unflatten(0, (T, -1)), self.stage5_0_out_bn, scale=self.stage5_0_out_bn.scale).flatten(0, 1)  # stage5.0.out.lif  /work/main/models/vgg16.snn:11:31
-        stage5_1_out_conv = self.stage5_1_out_conv(stage5_0_out_lif)  # stage5.1.out.conv  /work/main/models/vgg16.snn:11:11
-        stage5_1_out_lif = self.stage5_1_out_lif.forward_bn(stage5_1_out_conv.unflatten(0, (T, -1)), self.stage5_1_out_bn, scale=self.stage5_1_out_bn.scale).flatten(0, 1)  # stage5.1.out.lif  /work/main/models/vgg16.snn:11:31
-        stage5_2_out_conv = self.stage5_2_out_conv(stage5_1_out_lif)  # stage5.2.out.conv  /work/main/models/vgg16.snn:11:11
-        stage5_2_out_lif = self.stage5_2_out_lif.forward_bn(stage5_2_out_conv.unflatten(0, (T, -1)), self.stage5_2_out_bn, scale=self.stage5_2_out_bn.scale).flatten(0, 1)  # stage5.2.out.lif  /work/main/models/vgg16.snn:11:31
-        stage5_avgpool = self.stage5_avgpool(stage5_2_out_lif)  # stage5.avgpool  /work/main/models/vgg16.snn:18:28
-        head_flatten = stage5_avgpool.flatten(1)  # head.flatten  /work/main/models/vgg16.snn:19:12
-        head_fc = self.head_fc(head_flatten)  # head.fc  /work/main/models/vgg16.snn:19:23
+        stage1_0_out_conv = self.stage1_0_out_conv(x)  # stage1.0.out.conv  models/vgg16.snn:11:11
+        stage1_0_out_lif = self.stage1_0_out_lif.forward_bn(stage1_0_out_conv.unflatten(0, (T, -1)), self.stage1_0_out_bn, scale=self.stage1_0_out_bn.scale).flatten(0, 1)  # stage1.0.out.lif  models/vgg16.snn:11:31
+        stage1_1_out_conv = self.stage1_1_out_conv(stage1_0_out_lif)  # stage1.1.out.conv  models/vgg16.snn:11:11
+        stage1_1_out_lif = self.stage1_1_out_lif.forward_bn(stage1_1_out_conv.unflatten(0, (T, -1)), self.stage1_1_out_bn, scale=self.stage1_1_out_bn.scale).flatten(0, 1)  # stage1.1.out.lif  models/vgg16.snn:11:31
+        stage1_avgpool = self.stage1_avgpool(stage1_1_out_lif)  # stage1.avgpool  models/vgg16.snn:14:27
+        stage2_0_out_conv = self.stage2_0_out_conv(stage1_avgpool)  # stage2.0.out.conv  models/vgg16.snn:11:11
+        stage2_0_out_lif = self.stage2_0_out_lif.forward_bn(stage2_0_out_conv.unflatten(0, (T, -1)), self.stage2_0_out_bn, scale=self.stage2_0_out_bn.scale).flatten(0, 1)  # stage2.0.out.lif  models/vgg16.snn:11:31
+        stage2_1_out_conv = self.stage2_1_out_conv(stage2_0_out_lif)  # stage2.1.out.conv  models/vgg16.snn:11:11
+        stage2_1_out_lif = self.stage2_1_out_lif.forward_bn(stage2_1_out_conv.unflatten(0, (T, -1)), self.stage2_1_out_bn, scale=self.stage2_1_out_bn.scale).flatten(0, 1)  # stage2.1.out.lif  models/vgg16.snn:11:31
+        stage2_avgpool = self.stage2_avgpool(stage2_1_out_lif)  # stage2.avgpool  models/vgg16.snn:15:28
+        stage3_0_out_conv = self.stage3_0_out_conv(stage2_avgpool)  # stage3.0.out.conv  models/vgg16.snn:11:11
+        stage3_0_out_lif = self.stage3_0_out_lif.forward_bn(stage3_0_out_conv.unflatten(0, (T, -1)), self.stage3_0_out_bn, scale=self.stage3_0_out_bn.scale).flatten(0, 1)  # stage3.0.out.lif  models/vgg16.snn:11:31
+        stage3_1_out_conv = self.stage3_1_out_conv(stage3_0_out_lif)  # stage3.1.out.conv  models/vgg16.snn:11:11
+        stage3_1_out_lif = self.stage3_1_out_lif.forward_bn(stage3_1_out_conv.unflatten(0, (T, -1)), self.stage3_1_out_bn, scale=self.stage3_1_out_bn.scale).flatten(0, 1)  # stage3.1.out.lif  models/vgg16.snn:11:31
+        stage3_2_out_conv = self.stage3_2_out_conv(stage3_1_out_lif)  # stage3.2.out.conv  models/vgg16.snn:11:11
+        stage3_2_out_lif = self.stage3_2_out_lif.forward_bn(stage3_2_out_conv.unflatten(0, (T, -1)), self.stage3_2_out_bn, scale=self.stage3_2_out_bn.scale).flatten(0, 1)  # stage3.2.out.lif  models/vgg16.snn:11:31
+        stage3_avgpool = self.stage3_avgpool(stage3_2_out_lif)  # stage3.avgpool  models/vgg16.snn:16:28
+        stage4_0_out_conv = self.stage4_0_out_conv(stage3_avgpool)  # stage4.0.out.conv  models/vgg16.snn:11:11
+        stage4_0_out_lif = self.stage4_0_out_lif.forward_bn(stage4_0_out_conv.unflatten(0, (T, -1)), self.stage4_0_out_bn, scale=self.stage4_0_out_bn.scale).flatten(0, 1)  # stage4.0.out.lif  models/vgg16.snn:11:31
+        stage4_1_out_conv = self.stage4_1_out_conv(stage4_0_out_lif)  # stage4.1.out.conv  models/vgg16.snn:11:11
+        stage4_1_out_lif = self.stage4_1_out_lif.forward_bn(stage4_1_out_conv.unflatten(0, (T, -1)), self.stage4_1_out_bn, scale=self.stage4_1_out_bn.scale).flatten(0, 1)  # stage4.1.out.lif  models/vgg16.snn:11:31
+        stage4_2_out_conv = self.stage4_2_out_conv(stage4_1_out_lif)  # stage4.2.out.conv  models/vgg16.snn:11:11
+        stage4_2_out_lif = self.stage4_2_out_lif.forward_bn(stage4_2_out_conv.unflatten(0, (T, -1)), self.stage4_2_out_bn, scale=self.stage4_2_out_bn.scale).flatten(0, 1)  # stage4.2.out.lif  models/vgg16.snn:11:31
+        stage4_avgpool = self.stage4_avgpool(stage4_2_out_lif)  # stage4.avgpool  models/vgg16.snn:17:28
+        stage5_0_out_conv = self.stage5_0_out_conv(stage4_avgpool)  # stage5.0.out.conv  models/vgg16.snn:11:11
+        stage5_0_out_lif = self.stage5_0_out_lif.forward_bn(stage5_0_out_conv.unflatten(0, (T, -1)), self.stage5_0_out_bn, scale=self.stage5_0_out_bn.scale).flatten(0, 1)  # stage5.0.out.lif  models/vgg16.snn:11:31
+        stage5_1_out_conv = self.stage5_1_out_conv(stage5_0_out_lif)  # stage5.1.out.conv  models/vgg16.snn:11:11
+        stage5_1_out_lif = self.stage5_1_out_lif.forward_bn(stage5_1_out_conv.unflatten(0, (T, -1)), self.stage5_1_out_bn, scale=self.stage5_1_out_bn.scale).flatten(0, 1)  # stage5.1.out.lif  models/vgg16.snn:11:31
+        stage5_2_out_conv = self.stage5_2_out_conv(stage5_1_out_lif)  # stage5.2.out.conv  models/vgg16.snn:11:11
+        stage5_2_out_lif = self.stage5_2_out_lif.forward_bn(stage5_2_out_conv.unflatten(0, (T, -1)), self.stage5_2_out_bn, scale=self.stage5_2_out_bn.scale).flatten(0, 1)  # stage5.2.out.lif  models/vgg16.snn:11:31
+        stage5_avgpool = self.stage5_avgpool(stage5_2_out_lif)  # stage5.avgpool  models/vgg16.snn:18:28
+        head_flatten = stage5_avgpool.flatten(1)  # head.flatten  models/vgg16.snn:19:12
+        head_fc = self.head_fc(head_flatten)  # head.fc  models/vgg16.snn:19:23
         return head_fc.unflatten(0, (T, -1)), []
 
 
