@@ -84,6 +84,22 @@ def reference(x, kwargs, keep=None, record=None):
     return lif_reference(x, keep=keep, record=record, **reference_kwargs(kwargs))
 
 
+def check_float16_exact_grid(backend: str, kwargs: dict) -> None:
+    """With decay = 1 and x on a 1/8 grid every h is exact in float16, so spikes must equal the
+    float64 reference exactly; gradients agree to float16 rounding."""
+    from snnc.ops import lif
+
+    gen = torch.Generator().manual_seed(0)
+    x64 = torch.randint(-12, 20, (7, 3, 37), generator=gen).double() / 8
+    x16 = x64.half().requires_grad_()
+    kwargs = dict(kwargs, decay=1.0)
+    spikes, grad = run(lambda x: lif(x, backend=backend, **kwargs), x16)
+    ref_spikes, ref_grad = run(lambda x: reference(x, kwargs), x64.requires_grad_())
+    assert spikes.dtype == torch.float16 and grad.dtype == torch.float16
+    assert torch.equal(spikes.double(), ref_spikes)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=2e-3, atol=2e-3 * ref_grad.abs().max().item())
+
+
 @pytest.mark.parametrize("surrogate", SURROGATES)
 @pytest.mark.parametrize("form", list(DECAY_FORMS))
 def test_inputs_fire_often_and_reach_every_support(surrogate, form):

@@ -6,7 +6,7 @@ import torch
 from snnc.diagnostics import SnncError
 from snnc.ops import lif, mask, torch_engine
 from snnc.ops.mask import keep_mask_torch, mask_key_seed
-from test_ops_cases import assert_matches, gain, grid, grid_id, lif_kwargs, make_input, reference, run
+from test_ops_cases import assert_matches, check_float16_exact_grid, gain, grid, grid_id, lif_kwargs, make_input, reference, run
 
 MASK = dict(seed=7, mask_key=(1, 2, 3))
 
@@ -60,17 +60,7 @@ def test_non_contiguous_input():
 
 
 def test_float16_on_an_exact_grid():
-    # With decay = 1 and x on a 1/8 grid every h is exact in float16, so spikes must
-    # equal the float64 reference exactly; gradients agree to float16 rounding.
-    gen = torch.Generator().manual_seed(0)
-    x64 = torch.randint(-12, 20, (7, 3, 37), generator=gen).double() / 8
-    x16 = x64.half().requires_grad_()
-    kwargs = dict(surrogate="arctan(beta=1.0)", decay=1.0)
-    spikes, grad = run(lambda x: lif(x, backend="torch", **kwargs), x16)
-    ref_spikes, ref_grad = run(lambda x: reference(x, kwargs), x64.requires_grad_())
-    assert spikes.dtype == torch.float16 and grad.dtype == torch.float16
-    assert torch.equal(spikes.double(), ref_spikes)
-    torch.testing.assert_close(grad.double(), ref_grad, rtol=2e-3, atol=2e-3 * ref_grad.abs().max().item())
+    check_float16_exact_grid("torch", dict(surrogate="arctan(beta=1.0)"))
 
 
 def test_sg_params_override_the_spelling_at_run_time():

@@ -11,7 +11,7 @@ from snnc.backends.triton import launch  # noqa: E402
 from snnc.ops import bn_lif, lif  # noqa: E402
 from snnc.ops.config import make_config  # noqa: E402
 from snnc.ops.mask import mask_key_seed  # noqa: E402
-from test_ops_cases import assert_matches, gain, grid, grid_id, lif_kwargs, make_input, reference, run  # noqa: E402
+from test_ops_cases import assert_matches, check_float16_exact_grid, gain, grid, grid_id, lif_kwargs, make_input, reference, run  # noqa: E402
 
 MASK = dict(seed=11, mask_key=(0, 3, 9))
 
@@ -57,16 +57,7 @@ def test_float32_spikes_exact_and_gradients_close():
 
 
 def test_float16_on_an_exact_grid():
-    # decay = 1 and x on a 1/8 grid keep every h exact in float16 (see test_ops_lif).
-    gen = torch.Generator().manual_seed(0)
-    x64 = torch.randint(-12, 20, (7, 3, 37), generator=gen).double() / 8
-    x16 = x64.half().requires_grad_()
-    kwargs = dict(surrogate="triangle(beta=1.0)", decay=1.0, reset="soft")
-    spikes, grad = run(lambda x: lif(x, backend="triton", **kwargs), x16)
-    ref_spikes, ref_grad = run(lambda x: reference(x, kwargs), x64.requires_grad_())
-    assert spikes.dtype == torch.float16 and grad.dtype == torch.float16
-    assert torch.equal(spikes.double(), ref_spikes)
-    torch.testing.assert_close(grad.double(), ref_grad, rtol=2e-3, atol=2e-3 * ref_grad.abs().max().item())
+    check_float16_exact_grid("triton", dict(surrogate="triangle(beta=1.0)", reset="soft"))
 
 
 def test_float16_matches_the_torch_path_bit_for_bit():
