@@ -1,12 +1,16 @@
 """Data specs: digits, CIFAR pickle batches, synthetic, dvs frames, and the errors for bad paths."""
 
+import os
 import pickle
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from snnc.diagnostics import SnncError
+from snnc.diagnostics import SnncError, render
 from snnc.runtime import data
 
 
@@ -88,3 +92,140 @@ def test_dvs_frames(tmp_path):
 def test_synthetic_takes_the_network_shape():
     d = data.reshape_synthetic(data.load("synthetic:40"), (1, 8, 8), 4)
     assert d.sample_shape == (1, 8, 8) and d.classes == 4 and len(d.train_y) == 40
+
+
+# ------------------------------------------------------------------ hostile and odd CIFAR folders
+CIFAR_LAYOUT = {"cifar10": (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                             "test_batch"], b"labels", 10),
+                "cifar100": (["train", "test"], b"fine_labels", 100)}
+
+
+def _fill(folder, kind, blob_of):
+    """Writes every batch file of `kind` into `folder` with the bytes `blob_of(name)`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in CIFAR_LAYOUT[kind][0]:
+        (folder / name).write_bytes(blob_of(name))
+    return folder
+
+
+class RunsCode:
+    """Unpickling this calls `callable_(*args)`: with exec, it creates a marker file."""
+
+    def __init__(self, callable_, *args):
+        self.callable_, self.args = callable_, args
+
+    def __reduce__(self):
+        return self.callable_, self.args
+
+
+def _payloads(marker):
+    code = f"open({str(marker)!r}, 'w').close()"
+    good = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"fine_labels": [0, 1]}
+    return {
+        "exec": pickle.dumps(RunsCode(exec, code)),
+        "os_system": pickle.dumps(RunsCode(os.system, f"touch {marker}")),
+        "in_labels": pickle.dumps({**good, b"labels": RunsCode(exec, code), b"fine_labels": RunsCode(exec, code)}),
+        "in_object_array": pickle.dumps({**good, b"data": np.array([RunsCode(exec, code)], dtype=object)}),
+        "protocol_0": pickle.dumps({**good, b"extra": RunsCode(exec, code)}, protocol=0),
+        "py2_eval": b"c__builtin__\neval\n(V" + code.encode() + b"\ntR.",
+        "codec": pickle.dumps(RunsCode(__import__("_codecs").encode, "x", "rot13"), protocol=2),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(CIFAR_LAYOUT))
+@pytest.mark.parametrize("payload", ["exec", "os_system", "in_labels", "in_object_array", "protocol_0", "py2_eval",
+                                     "codec"])
+def test_payload_pickles_are_refused_and_run_nothing(tmp_path, kind, payload):
+    marker = tmp_path / "pwned"
+    blob = _payloads(marker)[payload]
+    folder = _fill(tmp_path / "batches", kind, lambda name: blob)
+    with pytest.raises(SnncError) as info:
+        data.load(f"{kind}:{folder}")
+    assert not marker.exists(), f"unpickling {payload} ran code"
+    text = render(info.value)
+    assert str(folder / CIFAR_LAYOUT[kind][0][0]) in text and "Traceback" not in text
+    if payload != "codec":  # the codec payload is refused for its encoding, not its global
+        assert "refusing to unpickle" in text
+
+
+def test_payloads_are_live(tmp_path):
+    """The control: plain pickle.load runs each payload the reader refuses."""
+    marker = tmp_path / "pwned"
+    for name, blob in _payloads(marker).items():
+        if name in ("codec", "os_system"):  # harmless here / shell-dependent
+            continue
+        pickle.loads(blob)
+        assert marker.exists(), name
+        marker.unlink()
+
+
+def test_train_py_refuses_a_payload_folder(tmp_path):
+    from trainkit import build
+
+    marker = tmp_path / "pwned"
+    folder = _fill(tmp_path / "batches", "cifar10", lambda name: _payloads(marker)["exec"])
+    out, _ = build(tmp_path, "digits", "sdt")
+    r = subprocess.run([sys.executable, str(out / "train.py"), "--data", f"cifar10:{folder}", "--epochs", "1",
+                        "--out", str(tmp_path / "run"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "refusing to unpickle builtins.exec" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not marker.exists()
+
+
+def _py2_batch(images: np.ndarray, labels: list[int], label_key: bytes) -> bytes:
+    """A batch exactly as Python 2's cPickle wrote the official archives (protocol 2, str payloads, numpy.core)."""
+    def s(b: bytes) -> bytes:                 # SHORT_BINSTRING or BINSTRING: a py2 str
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
+
+    def i(n: int) -> bytes:                   # BININT
+        return b"J" + struct.pack("<i", n)
+
+    dtype = (b"cnumpy\ndtype\n" + s(b"u1") + i(0) + i(1) + b"\x87R"
+             + b"(" + i(3) + s(b"|") + b"NNN" + i(-1) + i(-1) + i(0) + b"tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + i(0) + b"\x85" + s(b"b") + b"\x87R"
+             + b"(" + i(1) + i(images.shape[0]) + i(images.shape[1]) + b"\x86" + dtype + b"\x89"
+             + s(images.tobytes()) + b"tb")
+    items = (s(b"batch_label") + s(b"training batch 1 of 5") + s(b"data") + array
+             + s(label_key) + b"](" + b"".join(i(n) for n in labels) + b"e"
+             + s(b"filenames") + b"](" + b"".join(s(b"f%d.png" % n) for n in range(len(labels))) + b"e")
+    return b"\x80\x02}(" + items + b"u."
+
+
+@pytest.mark.parametrize("kind", sorted(CIFAR_LAYOUT))
+@pytest.mark.parametrize("writer", ["python2", "protocol_0", "protocol_2", "protocol_4", "protocol_5",
+                                    "numpy_labels"])
+def test_genuine_batches_still_load(tmp_path, kind, writer):
+    files, key, classes = CIFAR_LAYOUT[kind]
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 3072), dtype=np.uint8)
+    labels = [0, classes - 1, 5]
+
+    def blob(name):
+        if writer == "python2":
+            return _py2_batch(images, labels, key)
+        if writer == "numpy_labels":  # labels as numpy scalars and an int64 array
+            return pickle.dumps({b"data": images, key: [np.int64(v) for v in labels]})
+        return pickle.dumps({b"data": images, key: labels, b"batch_label": "x", b"tags": {1, 2}},
+                            protocol=int(writer[-1]))
+
+    d = data.load(f"{kind}:{_fill(tmp_path, kind, blob)}")
+    assert d.classes == classes and len(d.train_y) == 3 * (len(files) - 1) and d.test_y.tolist() == labels
+    expected = (torch.tensor(images).view(-1, 3, 32, 32).float() / 255 - torch.tensor(data.CIFAR_MEAN).view(1, 3, 1, 1)
+                ) / torch.tensor(data.CIFAR_STD).view(1, 3, 1, 1)
+    assert torch.allclose(d.test_x, expected)
+
+
+def test_python2_batch_is_what_pickle_reads():
+    """The hand-written Python 2 batch is a valid pickle that plain pickle reads the same way."""
+    images = np.arange(2 * 3072, dtype=np.uint64).astype(np.uint8).reshape(2, 3072)
+    batch = pickle.loads(_py2_batch(images, [3, 4], b"labels"), encoding="bytes")
+    assert np.array_equal(batch[b"data"], images) and batch[b"labels"] == [3, 4]
+    assert batch[b"batch_label"] == b"training batch 1 of 5"
+
+
+@pytest.mark.parametrize("kind,bad", [("cifar10", 10), ("cifar10", -1), ("cifar100", 100), ("cifar100", 2 ** 40)])
+def test_labels_outside_the_classes_are_a_data_error(tmp_path, kind, bad):
+    _, key, classes = CIFAR_LAYOUT[kind]
+    blob = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), key: [0, bad]})
+    folder = _fill(tmp_path, kind, lambda name: blob)
+    with pytest.raises(SnncError, match=rf"labels must be in \[0, {classes}\), found {min(0, bad)}\.\.{max(0, bad)}"):
+        data.load(f"{kind}:{folder}")

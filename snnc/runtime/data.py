@@ -7,6 +7,7 @@ exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import builtins
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ class Data:
     test_y: Tensor
     classes: int
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+    # How a raw sample becomes the network input: x = (raw * scale - mean[c]) / std[c]; recorded in the
+    # run and deploy manifests so that deploy/model.py can preprocess raw inputs itself.
+    preprocess: dict | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -79,7 +83,9 @@ def digits() -> Data:
     tr, te = torch.as_tensor(tr), torch.as_tensor(te)
     mean, std = x[tr].mean(), x[tr].std()
     x = (x - mean) / std
-    return Data("digits", x[tr], y[tr], x[te], y[te], 10)
+    preprocess = {"raw": "sklearn.datasets.load_digits().images: 8x8 grey levels 0..16, as [B, 1, 8, 8]",
+                  "scale": 1 / 16.0, "mean": [float(mean)], "std": [float(std)]}
+    return Data("digits", x[tr], y[tr], x[te], y[te], 10, preprocess=preprocess)
 
 
 def synthetic(n: int, shape=(3, 32, 32), classes: int = 10) -> Data:
@@ -98,19 +104,69 @@ def reshape_synthetic(data: Data, shape: tuple[int, ...], classes: int) -> Data:
     return synthetic(len(data.train_y), tuple(shape), classes)
 
 
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    """The numpy callables an array pickle names, under numpy 1 (`numpy.core`) and numpy 2 (`numpy._core`) names."""
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray, numeric
+    found = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for core in ("numpy.core", "numpy._core"):
+        found[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        found[(f"{core}.multiarray", "scalar")] = multiarray.scalar
+        found[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
+    return found
+
+
+def _latin1(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as Python 3 pickles bytes under protocols 0-2; only the latin-1 form is admitted."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {str(encoding)[:20]!r}")
+    return text.encode("latin1")
+
+
+# Containers, strings and numbers need no globals; these are all a CIFAR batch may name besides.
+_SAFE_GLOBALS = {**{(module, name): getattr(builtins, name) for module in ("builtins", "__builtin__")
+                    for name in ("set", "frozenset", "bytearray", "complex")},
+                 ("_codecs", "encode"): _latin1, **_numpy_globals()}
+
+
+class _Refused(pickle.UnpicklingError):
+    """A pickle named a global that data has no need of."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles data only: a global outside `_SAFE_GLOBALS` is refused before it is imported, so nothing runs."""
+
+    def find_class(self, module: str, name: str):
+        found = _SAFE_GLOBALS.get((module, name))
+        if found is None:
+            raise _Refused(f"{module}.{name}")
+        return found
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            # The CIFAR batches are pickles by definition; only read them from folders you trust.
-            batch = pickle.load(f, encoding="bytes")
+            batch = _BatchUnpickler(f, encoding="bytes").load()
+    except _Refused as exc:
+        raise _data_error(f"{path}: refusing to unpickle {_printable(str(exc))}: a CIFAR batch holds only dicts, "
+                          f"lists, bytes, numbers and numpy arrays",
+                          "this file is not a CIFAR batch; it may be built to run code when unpickled") from None
     except Exception as exc:  # noqa: BLE001 - whatever a malformed pickle raises, it is a data error
-        raise _data_error(f"cannot read {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+        raise _data_error(f"cannot read {path}: {exc.__class__.__name__}: {_printable(str(exc))}") from None
     if not isinstance(batch, dict):
         raise _data_error(f"{path} holds a {type(batch).__name__}, not a CIFAR batch dict")
     return batch
 
 
-def _batch_tensors(path: Path, batch: dict, label_key: bytes) -> tuple[Tensor, Tensor]:
+def _printable(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters with control characters escaped: pickles name globals freely."""
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def _batch_tensors(path: Path, batch: dict, label_key: bytes, classes: int) -> tuple[Tensor, Tensor]:
     """(images [N,3,32,32] uint8, labels [N]) of one batch, or a data error naming what is wrong."""
     if b"data" not in batch or label_key not in batch:
         raise _data_error(f"{path} has no {b'data'!r} / {label_key!r} entries")
@@ -122,6 +178,9 @@ def _batch_tensors(path: Path, batch: dict, label_key: bytes) -> tuple[Tensor, T
     if images.dim() != 2 or images.shape[1] != 3072 or labels.shape != (images.shape[0],):
         raise _data_error(f"{path}: expected data [N, 3072] and N labels, got {list(images.shape)} and "
                           f"{list(labels.shape)}")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < classes):
+        raise _data_error(f"{path}: labels must be in [0, {classes}), found {int(labels.min())}..{int(labels.max())}",
+                          f"is this a {'CIFAR-100' if classes == 100 else 'CIFAR-10'} folder?")
     return images.view(-1, 3, 32, 32), labels
 
 
@@ -142,7 +201,7 @@ def cifar(kind: str, folder: Path) -> Data:
     def read(files):
         xs, ys = [], []
         for name in files:
-            images, labels = _batch_tensors(folder / name, _unpickle(folder / name), label_key)
+            images, labels = _batch_tensors(folder / name, _unpickle(folder / name), label_key, classes)
             xs.append(images)
             ys.append(labels)
         return torch.cat(xs), torch.cat(ys)
@@ -151,7 +210,9 @@ def cifar(kind: str, folder: Path) -> Data:
     mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
     norm = lambda u8: (u8.float() / 255.0 - mean) / std  # noqa: E731
-    return Data(kind, norm(trx), tr_y, norm(tex), te_y, classes, augment=crop_flip)
+    preprocess = {"raw": "uint8 RGB pixels 0..255 as [B, 3, 32, 32] (the pickled rows reshaped)",
+                  "scale": 1 / 255.0, "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}
+    return Data(kind, norm(trx), tr_y, norm(tex), te_y, classes, augment=crop_flip, preprocess=preprocess)
 
 
 def crop_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
