@@ -111,3 +111,26 @@ def test_inputs_fire_often_and_reach_every_support(surrogate, form):
     spec = parse_surrogate(surrogate)
     g = surrogate_reference(spec.name, record["h"] - kwargs.get("vth", 1.0), [value for _, value in spec.params])
     assert (g > 1e-3).double().mean().item() > 0.2  # many h inside the support
+
+
+# --- MSG masks seen through the backward (METHODS §3) -----------------------------------
+
+# With a soft, detached reset and decay_input off, the backward is
+#   dL/dx[t] = g[t] * keep[t] * dL/ds[t] + decay * dL/dx[t+1],
+# so with dL/ds = 1 and a surrogate that is positive everywhere (arctan), the mask
+# of every step is where dL/dx[t] - decay * dL/dx[t+1] is non-zero. A dropped
+# gradient adds exactly 0 to decay * dL/dx[t+1], so the difference is exactly 0.
+MSG_PROBE = dict(reset="soft", detach_reset=True, decay=0.75, surrogate="arctan(beta=1.0)")
+
+
+def inferred_keep(grad_x: torch.Tensor, decay: float = MSG_PROBE["decay"]) -> torch.Tensor:
+    """Bool [T, ...]: where the backward kept the surrogate gradient, read from dL/dx (float64, dL/ds = 1)."""
+    g = grad_x.detach().double().cpu()
+    later = torch.cat([g[1:], torch.zeros_like(g[:1])])
+    return (g - decay * later) != 0
+
+
+def msg_grad(fn, x) -> torch.Tensor:
+    """dL/dx for dL/ds = 1 (the upstream gradient the mask inference assumes)."""
+    spikes = fn(x)
+    return torch.autograd.grad(spikes, x, torch.ones_like(spikes))[0]

@@ -82,22 +82,6 @@ def test_strided_time_steps_are_read_in_place():
     check_against_reference(x, dict(surrogate="triangle(beta=2.0)", mask_p=0.0))
 
 
-def test_triton_masks_are_reproducible_and_keep_one_minus_p():
-    T, N, p = 4, 4099, 0.5
-    key = mask_key_seed(11, 0, 3)
-    a = launch.keep_mask(key, 9, T, N, p, "cpu")
-    assert torch.equal(a, launch.keep_mask(key, 9, T, N, p, "cpu"))
-    sigma = (p * (1 - p) / a.numel()) ** 0.5
-    assert abs(a.double().mean().item() - (1 - p)) < 3 * sigma
-    others = [a[t] for t in range(T)] + [launch.keep_mask(key, 10, 1, N, p, "cpu")[0],
-                                         launch.keep_mask(mask_key_seed(11, 0, 4), 9, 1, N, p, "cpu")[0]]
-    sigma_agree = (0.25 / N) ** 0.5
-    for i in range(len(others)):
-        for j in range(i):
-            agree = (others[i] == others[j]).double().mean().item()
-            assert abs(agree - 0.5) < 3.5 * sigma_agree, (i, j)
-
-
 def test_iteration_tensor_and_int_give_the_same_mask():
     x = make_input(4, (37,))
     kwargs = dict(mask_p=0.5, seed=1)

@@ -11,12 +11,20 @@ from snnc.ops.mask import keep_mask_torch, mask_key_seed
 from snnc.ops.reference import lif_reference
 
 
-def _mask(seed, mask_key) -> tuple[int, object]:
-    """(63-bit key of seed, rank, layer; iteration) with the iteration kept as given (int or tensor)."""
+def _mask(seed, mask_key, masked: bool) -> tuple[int, object]:
+    """(63-bit key of seed, rank, layer; iteration), all fixed at the time of the forward.
+
+    The iteration may be a tensor (the LIF module's counter, possibly on the
+    GPU): it is copied here, without a host sync, so that a later forward that
+    increments the counter before this graph's backward cannot change the mask
+    this backward draws (METHODS §3: the key is that of the forward).
+    """
     try:
         rank, layer, iteration = mask_key
     except (TypeError, ValueError):
         raise SnncError(f"mask_key must be (rank, layer, iteration), not {mask_key!r}") from None
+    if masked and isinstance(iteration, torch.Tensor):
+        iteration = iteration.detach().clone()
     return mask_key_seed(seed, int(rank), int(layer)), iteration
 
 
@@ -40,7 +48,8 @@ def _setup(x, backend: str, seed, mask_key, neuron: dict):
     """Validated (LifConfig, mask) for one call; raises SnncError for bad arguments."""
     check_input(x)
     check_backend(backend)
-    return make_config(**neuron), _mask(seed, mask_key)
+    cfg = make_config(**neuron)
+    return cfg, _mask(seed, mask_key, cfg.masked)
 
 
 def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard", decay_input=False,
