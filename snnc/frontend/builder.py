@@ -15,6 +15,7 @@ from snnc.diagnostics import Loc, Note, SnncError, did_you_mean
 from snnc.frontend import ast, declarations as decl
 from snnc.frontend.binding import arg_loc, bind, evaluate_args, located, surrogate
 from snnc.frontend.declarations import CHAIN_WORDS, LAYER_OPS, NEURONS, NORMS, check_identifier
+from snnc.frontend.tdbn import assign_tdbn_thresholds
 from snnc.frontend.values import Env, evaluate
 from snnc.ir.attrs import Attrs
 from snnc.ir.graph import Block, Graph, Node
@@ -22,7 +23,7 @@ from snnc.ir.schema import schema
 from snnc.ir.shapes import ShapeError, fmt
 from snnc.params import Symbol, format_value
 
-TDBN_BRANCH_FACTOR = 1 / math.sqrt(2)  # METHODS §9: BNs that feed a residual add
+TDBN_BRANCH_FACTOR = 1 / math.sqrt(2)  # docs/methods.md §9: BNs that feed a residual add
 ANNOTATIONS = ("surrogate",)
 # Limits that keep a hostile source from running for minutes or past the recursion limit
 # (the largest zoo network, sew_resnet34, has 159 nodes after expansion).
@@ -89,7 +90,7 @@ class Builder:
             )
         nodes = _assign_tdbn_factor(top.nodes)
         blocks = tuple(sorted(self.instances.values(), key=lambda b: _block_order(b.name)))
-        return Graph(net.name, Attrs(params), tuple(nodes), current, (), blocks)
+        return assign_tdbn_thresholds(Graph(net.name, Attrs(params), tuple(nodes), current, (), blocks))
 
     def _assign(self, assign: ast.Assign, scope: Scope, default_input: str) -> str:
         chain = self._pick(assign.rhs, scope.env)
@@ -211,8 +212,8 @@ class Builder:
         values = {**self.defaults.norm_args, **given}
         values = bind(NORM_PARAMS[mode], [], values, call, call.name)
         values["mode"] = mode
-        if mode == "tdbn":
-            values.update(a=1.0, vth=self.defaults.tdbn_vth)
+        if mode == "tdbn":  # a and vth are set once the graph shows what the BN feeds
+            values.update(a=1.0, vth=1.0)
         return Node("", "bn", (current,), Attrs(values), (), "main", call.loc)
 
     def _add(self, call: ast.Call, scope: Scope, counts, used) -> str:
@@ -387,7 +388,7 @@ def _block_order(name: str):
 
 
 def _assign_tdbn_factor(nodes: list[Node]) -> list[Node]:
-    """tdBN uses a = 1/sqrt(2) on BNs that feed a residual add, 1 elsewhere (METHODS §9)."""
+    """tdBN uses a = 1/sqrt(2) on BNs that feed a residual add, 1 elsewhere (docs/methods.md §9)."""
     users: dict[str, list[Node]] = {}
     for n in nodes:
         for i in n.inputs:

@@ -35,7 +35,6 @@ class Defaults:
     surrogate: SurrogateSpec = None  # type: ignore[assignment]
     norm: str = "bn"
     norm_args: dict = field(default_factory=dict)
-    tdbn_vth: float = 1.0
 
 
 def network_params(net: ast.Network, overrides: dict[str, str]) -> dict:
@@ -101,10 +100,6 @@ def defaults(net: ast.Network, env: Env) -> Defaults:
             d.norm_args = bind(NORM_PARAMS[call.name], pos, kw, call, f"norm '{call.name}'")
     if d.surrogate is None:
         d.surrogate = make_surrogate(DEFAULT_SURROGATE, [], {})
-    # tdBN scales by the network's threshold (METHODS §9): that of its first declared neuron.
-    for values in d.neurons.values():
-        d.tdbn_vth = values.get("vth", 1.0)
-        break
     return d
 
 def collect_blocks(net: ast.Network) -> dict[str, ast.BlockDef]:
