@@ -26,7 +26,11 @@ def sdt(O: Tensor, y: Tensor) -> Tensor:
 
 
 def tet(O: Tensor, y: Tensor, lam: float = 0.05, phi: float = 1.0) -> Tensor:
-    """(1 - lam) * mean_t CE(O[t], y) + lam * mean((O - phi)^2); the MSE averages over T, B and classes."""
+    """(1 - lam) * mean_t CE(O[t], y) + lam * mean((O - phi)^2); the MSE averages over T, B and classes.
+
+    TET sets phi to the neurons' vth (eq. 12); compiled recipes pass the vth of the neurons before the
+    output layer, and 1.0 here is the default neuron's.
+    """
     _check_output(O)
     T = O.shape[0]
     per_step = F.cross_entropy(O.flatten(0, 1), y.repeat(T))  # = mean_t CE(O[t], y): equal batch sizes

@@ -10,6 +10,7 @@ from snnc.frontend import ast
 from snnc.ir.graph import Graph
 from snnc.ir.verify import verify
 from snnc.passes import Step, run_pipeline
+from snnc.passes.attach_loss import loss_node
 from snnc.recipes import DEFAULT, RecipeSet, parse_recipe
 
 FRONTEND_STEPS = [Step("expand-blocks")]
@@ -58,4 +59,6 @@ def compile_source(path_or_text: str | Path, overrides: dict | None = None, file
     steps = list(FRONTEND_STEPS) + (recipe_steps(recipes, fuse) if recipe is not None else [])
     stages = [("build", graph)]
     final = run_pipeline(graph, steps, on_step=lambda i, name, g: stages.append((name, g)))
+    if recipe is not None and "tet" in recipes and "phi" not in recipes.get("tet"):
+        recipes = recipes.filled("tet", phi=loss_node(final).attrs["phi"])  # spell the default attach-loss chose
     return Compiled(file or str(path_or_text), net, recipes, final, stages)

@@ -36,7 +36,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("tet", "temporal efficient training: per-step CE plus an MSE regulariser (METHODS §4)",
            "Deng et al., ICLR 2022 (tet-temporal-efficient-training)",
            (Param("lam", "float", 0.05, **UNIT, doc="weight of the MSE term; 0.001 for ImageNet/DVS"),
-            Param("phi", "float", 1.0, doc="MSE target, = vth by default")), role="loss"),
+            Param("phi", "float", OPTIONAL,
+                  doc="MSE target; default: the vth of the neurons before the output layer (TET eq. 12)")),
+           role="loss"),
     Recipe("sml", "surrogate module learning: auxiliary ANN exits after residual blocks (METHODS §6)",
            "Deng et al., ICML 2023 (sml-surrogate-module-learning)",
            (Param("n", "int", 2, lo=1, doc="number of modules, placed at ceil(i*B/(n+1))"),
@@ -91,6 +93,13 @@ class RecipeSet:
     @property
     def loss(self) -> str:
         return "tet" if "tet" in self.calls else "sdt"
+
+    def filled(self, name: str, **values) -> "RecipeSet":
+        """A copy where recipe `name` also has `values` for the parameters it left to a default."""
+        call = self.calls[name]
+        given = {**values, **call.params}
+        params = {p.name: given[p.name] for p in RECIPES[name].params if p.name in given}
+        return RecipeSet({**self.calls, name: RecipeCall(name, params, call.loc)})
 
     def canonical(self) -> str:
         """e.g. `sml(alpha=0.5, ..)+tet(lam=0.05, phi=1.0)` with every parameter spelled out."""
