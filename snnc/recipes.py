@@ -125,9 +125,10 @@ def _spell(value) -> str:
 
 # ------------------------------------------------------------------- parsing
 def _parse_calls(text: str, file: str) -> list[ast.Call]:
-    if not text.strip():
-        raise SnncError("the recipe is empty", None, "e.g. --recipe sml+tet; see `snnc recipes`")
     SOURCES.add(file, text)
+    if not text.strip():  # also " ", "\t", "\u2028": nothing for the parser to point at
+        raise SnncError("the recipe is empty", Loc.point(file, 1, 1, len(text.splitlines()[0]) if text else 1),
+                        "e.g. --recipe sml+tet; see `snnc recipes`")
     return list(ToAst(file, text).transform(parse_tree(text, file, "recipe_start")))
 
 
@@ -139,21 +140,50 @@ def parse_recipe(text: str, named: dict[str, ast.RecipeDef] | None = None, file:
     sets that network's defaults for it; arguments on the command line win.
     """
     named = named or {}
+    calls = _expand(_parse_calls(text, file), _user_defined(named))
+    return _resolve(calls, named)
+
+
+def check_definitions(definitions: tuple[ast.RecipeDef, ...] | list[ast.RecipeDef]) -> None:
+    """Checks every `recipe NAME = ...` of a network file: defined once, expands, and binds.
+
+    What `--recipe NAME` would report, for every NAME, without waiting for someone to ask for it."""
+    named: dict[str, ast.RecipeDef] = {}
+    for definition in definitions:
+        if definition.name in named:
+            raise SnncError(f"recipe '{definition.name}' is defined twice", definition.name_loc,
+                            notes=[Note("first defined here", named[definition.name].name_loc)])
+        named[definition.name] = definition
+    memo: dict = {}  # shared, so checking every definition costs the size of the file, not its square
+    user = _user_defined(named)
+    for definition in definitions:
+        call = ast.Call(definition.name, (), definition.name_loc, definition.name_loc)
+        _resolve(_expand([call], user, memo), named)
+
+
+def _user_defined(named: dict[str, ast.RecipeDef]) -> dict[str, ast.RecipeDef]:
+    """The named recipes that expand (those named like a built-in one only set its defaults)."""
+    return {n: r for n, r in named.items() if n not in RECIPES}
+
+
+def _resolve(calls: list[ast.Call], named: dict[str, ast.RecipeDef]) -> RecipeSet:
+    """The RecipeSet of expanded built-in calls: each bound, given once, one loss at most."""
     overrides = {name: r for name, r in named.items() if name in RECIPES}
-    calls = _expand(_parse_calls(text, file), {n: r for n, r in named.items() if n not in RECIPES}, [])
-    out = RecipeSet()
     seen: dict[str, RecipeCall] = {}
     for call in calls:
         rc = _bind(_with_file_defaults(call, overrides))
         if rc.name in seen:
+            again = rc.loc == seen[rc.name].loc  # the same call, reached twice through named recipes
             raise SnncError(f"recipe '{rc.name}' is given twice", rc.loc,
-                            notes=[Note("first given here", seen[rc.name].loc)])
+                            "a named recipe that includes it is named twice" if again else None,
+                            notes=[] if again else [Note("first given here", seen[rc.name].loc)])
         seen[rc.name] = rc
     loss = [n for n in seen if RECIPES[n].role == "loss"]
     if len(loss) > 1:
         a, b = (seen[n] for n in loss[:2])
         raise SnncError(f"recipes '{a.name}' and '{b.name}' conflict: both choose the loss", b.loc,
                         "use one of them; sml and two combine with either")
+    out = RecipeSet()
     out.calls = {name: seen[name] for name in CANONICAL_ORDER if name in seen}
     return out
 
@@ -174,18 +204,65 @@ def _with_file_defaults(call: ast.Call, overrides: dict[str, ast.RecipeDef]) -> 
     return ast.Call(call.name, args, call.loc, call.name_loc, True)
 
 
-def _expand(calls: list[ast.Call], named: dict[str, ast.RecipeDef], stack: list[str]) -> list[ast.Call]:
-    out = []
-    for call in calls:
+# Bounds on `recipe NAME = ...` definitions: a valid recipe has at most one call per built-in recipe, so
+# these only stop definitions that nest absurdly deep or double at every level (2**depth calls).
+MAX_RECIPE_DEPTH = 32     # named recipes naming named recipes
+MAX_RECIPE_CALLS = 64     # built-in calls one recipe expands to
+
+
+def _expand(calls: list[ast.Call], named: dict[str, ast.RecipeDef], memo: dict | None = None) -> list[ast.Call]:
+    """`calls` with every named recipe replaced by the built-in calls it stands for.
+
+    Iterative, and each definition is expanded once (into `memo`), so a long chain cannot reach
+    the recursion limit and definitions that double at every level cost their size, not 2**depth."""
+    memo = {} if memo is None else memo  # name -> (built-in calls, nesting depth)
+    top = ast.RecipeDef("", None, tuple(calls), None)  # type: ignore[arg-type]
+    frames = [(top, iter(top.calls))]
+    while frames:
+        definition, pending = frames[-1]
+        call = next(pending, None)
+        if call is None:
+            frames.pop()
+            memo[definition.name] = _combine(definition, named, memo)
+            continue
+        if call.name not in named:
+            continue
+        if call.args or call.has_parens:
+            raise SnncError(f"'{call.name}' is a named recipe and takes no arguments", call.loc)
+        path = [d.name for d, _ in frames[1:]]
+        if call.name in path:
+            cycle = " -> ".join(path[path.index(call.name):] + [call.name])
+            raise SnncError(f"recipe '{call.name}' refers to itself: {cycle}", call.loc,
+                            notes=[Note(f"'{call.name}' is defined here", named[call.name].loc)])
+        if call.name in memo:
+            continue
+        if len(path) >= MAX_RECIPE_DEPTH:
+            raise SnncError(f"recipe '{path[0]}' nests named recipes more than {MAX_RECIPE_DEPTH} deep", call.loc,
+                            f"define it from built-in recipes, e.g. recipe {path[0]} = sml + tet",
+                            notes=[Note(f"'{path[0]}' is defined here", named[path[0]].loc)])
+        frames.append((named[call.name], iter(named[call.name].calls)))
+    return list(memo.pop("")[0])
+
+
+def _combine(definition: ast.RecipeDef, named: dict[str, ast.RecipeDef], memo: dict) -> tuple[tuple, int]:
+    """(built-in calls, nesting depth) of a definition whose named recipes are all in `memo`."""
+    calls: list[ast.Call] = []
+    depth = 0
+    for call in definition.calls:
         if call.name in named:
-            if call.args or call.has_parens:
-                raise SnncError(f"'{call.name}' is a named recipe and takes no arguments", call.loc)
-            if call.name in stack:
-                raise SnncError(f"recipe '{call.name}' refers to itself", call.loc)
-            out += _expand(list(named[call.name].calls), named, stack + [call.name])
+            inner, inner_depth = memo[call.name]
+            calls += inner
+            depth = max(depth, inner_depth)
         else:
-            out.append(call)
-    return out
+            calls.append(call)
+        if len(calls) > MAX_RECIPE_CALLS:
+            what = f"recipe '{definition.name}'" if definition.name else "the recipe"
+            raise SnncError(f"{what} expands to more than {MAX_RECIPE_CALLS} recipe calls",
+                            definition.loc or call.loc, "a recipe names each built-in recipe at most once")
+    if definition.name and depth + 1 > MAX_RECIPE_DEPTH:
+        raise SnncError(f"recipe '{definition.name}' nests named recipes more than {MAX_RECIPE_DEPTH} deep",
+                        definition.loc, f"define it from built-in recipes, e.g. recipe {definition.name} = sml + tet")
+    return tuple(calls), depth + 1
 
 
 def _bind(call: ast.Call) -> RecipeCall:

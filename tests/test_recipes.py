@@ -1,5 +1,6 @@
 """The --recipe language: parsing, defaults, canonical spelling, located errors."""
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from clirun import snnc
 from snnc.diagnostics import SnncError, render
 from snnc.pipeline import compile_source
-from snnc.recipes import RECIPES, parse_recipe
+from snnc.recipes import MAX_RECIPE_CALLS, MAX_RECIPE_DEPTH, RECIPES, parse_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,3 +113,112 @@ def test_snnc_recipes_lists_everything():
         for p in recipe.params:
             assert p.name in r.stdout
     assert "mask_p: float, in [0, 1), default 0.5" in r.stdout
+
+
+# ------------------------------------------------------------------ named recipes that recurse or blow up
+def with_recipes(lines: list[str]) -> str:
+    """The digits network with `lines` as its recipe definitions."""
+    text = (ROOT / "models" / "digits.snn").read_text().replace("  recipe sml = sml(k = 64)\n", "")
+    return text.replace("  input ", "".join(f"  {line}\n" for line in lines) + "  input ", 1)
+
+
+def definitions(lines: list[str]):
+    from snnc.frontend import parse_network
+
+    return parse_network(with_recipes(lines), "named.snn").recipes
+
+
+def recipe_error(lines: list[str], recipe: str | None) -> SnncError:
+    """The error of `--recipe recipe` (or, for None, of checking every definition), within 5 s."""
+    from snnc.recipes import check_definitions
+
+    def expire(signum, frame):
+        raise TimeoutError("no answer within 5 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        with pytest.raises(SnncError) as info:
+            if recipe is None:
+                check_definitions(definitions(lines))
+            else:
+                compile_source(with_recipes(lines), file="named.snn", recipe=recipe)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert info.value.loc is not None and info.value.loc.file == "named.snn", render(info.value)
+    return info.value
+
+
+def chain(n: int, last: str = "tet") -> list[str]:
+    return [f"recipe r{i} = r{i + 1}" for i in range(n)] + [f"recipe r{n} = {last}"]
+
+
+@pytest.mark.parametrize("recipe", ["r0", None])
+def test_a_long_chain_is_a_located_error_not_a_recursion_error(recipe):
+    err = recipe_error(chain(1000), recipe)
+    assert f"nests named recipes more than {MAX_RECIPE_DEPTH} deep" in err.message
+    assert err.loc.line == 5 + MAX_RECIPE_DEPTH - 1 or recipe is None  # the reference one level too deep
+
+
+def test_chains_up_to_the_depth_limit_work():
+    lines = chain(MAX_RECIPE_DEPTH - 1)  # r0 .. r31: 32 named recipes
+    assert compile_source(with_recipes(lines), file="named.snn", recipe="r0").recipe.slug() == "tet"
+    assert "more than" in recipe_error(chain(MAX_RECIPE_DEPTH), "r0").message
+
+
+@pytest.mark.parametrize("recipe", ["r0", None])
+def test_doubling_definitions_answer_at_once(recipe):
+    lines = [f"recipe r{i} = r{i + 1} + r{i + 1}" for i in range(30)] + ["recipe r30 = tet"]  # 2**30 calls
+    err = recipe_error(lines, recipe)
+    assert f"expands to more than {MAX_RECIPE_CALLS} recipe calls" in err.message
+    assert render(err).splitlines()[1].split("|")[1].strip().startswith("recipe r")  # points at a definition
+
+
+def test_depth_counts_through_shared_definitions():
+    """b0 -> ... -> b16 -> a5 -> ... -> a20 is 33 deep, also when the a chain was expanded first."""
+    lines = [f"recipe a{i} = a{i + 1}" for i in range(20)] + ["recipe a20 = tet"]
+    lines += [f"recipe b{i} = b{i + 1}" for i in range(16)] + ["recipe b16 = a5"]
+    assert "more than" in recipe_error(lines, "b0").message
+    assert "more than" in recipe_error(lines, None).message  # a0 first, then b0 reuses a5's expansion
+    assert compile_source(with_recipes(lines), file="named.snn", recipe="a0").recipe.slug() == "tet"
+
+
+@pytest.mark.parametrize("lines,cycle", [
+    (["recipe a = a"], "a -> a"),
+    (["recipe a = b", "recipe b = c + tet", "recipe c = a"], "a -> b -> c -> a"),
+    (["recipe a = sml + b", "recipe b = tet + b"], "b -> b"),
+])
+def test_cycles_are_located(lines, cycle):
+    err = recipe_error(lines, lines[0].split()[1])
+    assert f"refers to itself: {cycle}" in err.message and err.notes[0].loc.file == "named.snn"
+
+
+@pytest.mark.parametrize("lines,message", [
+    (["recipe fast = sml + tet", "recipe broken = smll"], "unknown recipe 'smll'"),
+    (["recipe broken = tet(lam = 7)"], "out of range"),
+    (["recipe both = sdt + tet"], "conflict"),
+    (["recipe y = tet", "recipe y = sdt"], "recipe 'y' is defined twice"),
+    (["recipe sml = sml(kk = 3)"], "has no parameter 'kk'"),
+    (["recipe twice = one + one", "recipe one = tet"], "given twice"),
+])
+def test_check_validates_every_named_recipe(tmp_path, lines, message):
+    assert message in recipe_error(lines, None).message
+    path = tmp_path / "named.snn"
+    path.write_text(with_recipes(lines))
+    r = snnc("check", str(path))
+    assert r.returncode == 1 and message in r.stderr and "named.snn:" in r.stderr, r.stderr
+
+
+def test_check_accepts_good_named_recipes():
+    from snnc.recipes import check_definitions
+
+    check_definitions(definitions(["recipe a = sml + b", "recipe b = tet", "recipe sml = sml(k = 8)"]))
+
+
+@pytest.mark.parametrize("text", [" ", "\t", "\u2028", "  \n ", "\u3000"])
+def test_whitespace_recipe_is_located(text):
+    with pytest.raises(SnncError) as info:
+        parse_recipe(text)
+    assert info.value.message == "the recipe is empty" and str(info.value.loc) == "--recipe:1:1"
+    assert render(info.value).splitlines()[2].strip().startswith("| ^")

@@ -17,10 +17,12 @@ def _compile(args, path):
 
 # ---------------------------------------------------------------- check
 def cmd_check(args) -> int:
+    from snnc.recipes import check_definitions
+
     failed = 0
     for path in args.files:
         try:
-            _compile(args, path)
+            check_definitions(_compile(args, path).network.recipes)
         except SnncError as err:
             if args.debug:
                 raise
@@ -34,7 +36,8 @@ def cmd_check(args) -> int:
 
 def _add_check(sub, common):
     p = sub.add_parser("check", parents=[common], help="parse and verify .snn files",
-                       description="Parse and verify each file; print diagnostics. Exit 1 if any fails.")
+                       description="Parse and verify each file, and every recipe it defines; print diagnostics. "
+                                   "Exit 1 if any fails.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     add_set_option(p)
