@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from snnc import frontend
+from snnc.budget import check_budget
 from snnc.frontend import ast
 from snnc.ir.graph import Graph
 from snnc.ir.verify import verify
@@ -59,6 +60,7 @@ def compile_source(path_or_text: str | Path, overrides: dict | None = None, file
     steps = list(FRONTEND_STEPS) + (recipe_steps(recipes, fuse) if recipe is not None else [])
     stages = [("build", graph)]
     final = run_pipeline(graph, steps, on_step=lambda i, name, g: stages.append((name, g)))
+    check_budget(final, net, recipes, overrides)  # before anything is generated or allocated
     if recipe is not None and "tet" in recipes and "phi" not in recipes.get("tet"):
         recipes = recipes.filled("tet", phi=loss_node(final).attrs["phi"])  # spell the default attach-loss chose
     return Compiled(file or str(path_or_text), net, recipes, final, stages)

@@ -1,12 +1,17 @@
-"""`snnc info` figures against independently built torch.nn architectures."""
+"""`snnc info` figures against independently built torch.nn architectures; memory footprint and size limits."""
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from snnc.ir.analysis import costs
+from clirun import snnc
+from snnc.budget import MAX_PARAM_BYTES, WARN_ACTIVATION_BYTES, WARN_PARAM_BYTES, warnings
+from snnc.diagnostics import SOURCES, SnncError, render
+from snnc.ir.analysis import costs, footprint
 from snnc.pipeline import compile_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,3 +129,112 @@ def test_neurons_count_lif_outputs():
     # stem 16x8x8, block1: 2 LIF of 16x8x8, block2: 2 LIF of 32x4x4
     assert c.neurons == 3 * 16 * 64 + 2 * 32 * 16
     assert c.lif_layers == 5
+
+
+# ------------------------------------------------------------------ memory footprint and the size limits
+TINY = """network tiny(T = 4, width = 4, classes = 10) {
+  input image[1, 8, 8]
+  stem = conv(width, 3) -> bn -> lif
+  head = flatten -> fc(classes)
+}
+"""
+
+
+def test_footprint_of_a_small_network_by_hand():
+    g = compile_source(TINY, file="tiny.snn").graph
+    fp = footprint(g)
+    # per step: input 64, conv 4*64, bn 4*64, lif 4*64, flatten (a view) 0, fc 10
+    assert fp.steps == 4 and fp.activation_bytes == 4 * 4 * (64 + 3 * 256 + 10)
+    assert fp.param_bytes == 4 * (4 * 9 + 2 * 4 + 10 * 256 + 10) == 4 * costs(g).params
+    assert fp.largest_params[1].name == "head.fc" and fp.largest_activations[1].name == "stem.conv"
+
+
+def test_footprint_counts_sml_modules_and_the_longest_tit_stage():
+    plain = footprint(compile_source(ROOT / "models" / "digits.snn", recipe="sdt").graph)
+    sml = footprint(compile_source(ROOT / "models" / "digits.snn", recipe="sml").graph)
+    assert sml.param_bytes > plain.param_bytes and sml.largest_params[1].role == "aux"
+    tit = footprint(compile_source(ROOT / "models" / "digits.snn", recipe="tit(stages=[(8, 1), (2, 1)])").graph)
+    assert tit.steps == 8 and tit.activation_bytes == 2 * plain.activation_bytes
+
+
+def too_large(text: str, overrides=None, recipe=None):
+    start = time.perf_counter()
+    with pytest.raises(SnncError) as info:
+        compile_source(text, overrides or {}, file="big.snn", recipe=recipe)
+    assert time.perf_counter() - start < 10
+    err = info.value
+    assert "is too large to train" in err.message and err.loc is not None, render(err)
+    assert "SNNC_ALLOW_LARGE=1" in err.hint
+    return err
+
+
+def line_of(err) -> str:
+    return SOURCES.line(err.loc).strip()
+
+
+DIGITS = (ROOT / "models" / "digits.snn").read_text()
+
+
+@pytest.mark.parametrize("overrides,what,where", [
+    ({"width": "100000"}, "parameters", "main = conv"),
+    ({"width": "2000000000"}, "parameters", "main = conv"),
+    ({"classes": "1000000000"}, "parameters", "head"),
+    ({"T": "100000000"}, "activations", "stem"),
+    ({"T": "300000"}, "activations", "stem"),
+])
+def test_networks_too_large_are_refused_at_the_layer(overrides, what, where):
+    err = too_large(DIGITS, overrides)
+    assert what in err.message and line_of(err).startswith(where), render(err)
+    if "T" in overrides:
+        assert f"T = {overrides['T']} comes from --set" in render(err)
+
+
+@pytest.mark.parametrize("old,new,where", [
+    ("head   = adaptive_avgpool -> flatten -> fc(classes)", "head = flatten -> fc(1000000000)", "head"),
+    ("input image[1, 8, 8]", "input image[1, 100000, 100000]", "stem"),
+    ("T = 4", "T = 100000000", "stem"),
+])
+def test_source_edits_too_large_are_refused(old, new, where):
+    err = too_large(DIGITS.replace(old, new))
+    assert line_of(err).startswith(where)
+    if "T =" in new:
+        assert any(n.message == "T = 100000000 is declared here" and n.loc.line == 4 for n in err.notes)
+
+
+def test_sml_modules_too_large_point_at_the_recipe():
+    err = too_large(DIGITS, recipe="sml(k = 1e9)")
+    assert err.loc.file == "--recipe" and "'sm1." in err.message and "sml(k = ...)" in err.hint
+    assert err.notes[0].loc.file == "big.snn"
+
+
+def test_a_long_tit_stage_points_at_the_recipe():
+    err = too_large(DIGITS, recipe="tit(stages=[(2, 1), (100000000, 1)])")
+    assert any(n.loc is not None and n.loc.file == "--recipe" and "T = 100000000" in n.message for n in err.notes)
+
+
+def test_snnc_allow_large_builds_it_anyway(monkeypatch):
+    monkeypatch.setenv("SNNC_ALLOW_LARGE", "1")
+    g = compile_source(DIGITS, {"width": "100000"}, file="big.snn").graph
+    assert footprint(g).param_bytes > MAX_PARAM_BYTES
+
+
+def test_limits_leave_the_zoo_alone():
+    for path in sorted((ROOT / "models").glob("*.snn")):
+        fp = footprint(compile_source(path, recipe="sdt").graph)
+        assert fp.param_bytes < WARN_PARAM_BYTES and fp.activation_bytes < WARN_ACTIVATION_BYTES
+        assert not warnings(fp)
+
+
+def test_info_prints_memory_and_warns_above_the_lower_threshold():
+    r = snnc("info", "models/digits.snn")
+    assert r.returncode == 0 and "weights          78.8 KB (float32)" in r.stdout and not r.stderr
+    r = snnc("info", "models/digits.snn", "--set", "width=3000", "--json")
+    row = json.loads(r.stdout)
+    assert r.returncode == 0 and row["memory"]["param_bytes"] == 4 * row["parameters"] > WARN_PARAM_BYTES
+    assert len(row["warnings"]) == 1 and "warning: 2.66 GB of float32 parameters" in r.stderr
+
+
+def test_compile_refuses_before_writing(tmp_path):
+    r = snnc("compile", "models/digits.snn", "--set", "width=100000", "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and "too large to train" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "train.py").exists()

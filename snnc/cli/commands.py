@@ -97,21 +97,25 @@ def _human(n: int) -> str:
 
 
 def cmd_info(args) -> int:
-    from snnc.ir.analysis import costs
+    from snnc.budget import human_bytes, warnings
+    from snnc.ir.analysis import costs, footprint
 
     rows = []
     for path in args.files:
         compiled = _compile(args, path)
         g = compiled.graph
         c = costs(g)
+        fp = footprint(g)
         inp = g.node("x")
         row = {
             "file": str(path), "network": g.network, "params": dict(g.params),
             "input": {"kind": inp.attrs["kind"], "dims": list(inp.attrs["dims"])},
             "classes": g.node(g.output).shape[-1],
             "parameters": c.params, "macs_per_step": c.macs, "lif_layers": c.lif_layers,
-            "neurons_per_step": c.neurons,
+            "neurons_per_step": c.neurons, "memory": fp.as_dict(), "warnings": warnings(fp),
         }
+        for warning in row["warnings"]:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
         if args.layers:
             row["layers"] = c.per_layer
         rows.append(row)
@@ -127,6 +131,10 @@ def cmd_info(args) -> int:
         print(f"  MACs per step    {row['macs_per_step']:,}  ({_human(row['macs_per_step'])}MAC)")
         print(f"  LIF layers       {row['lif_layers']}")
         print(f"  neurons per step {row['neurons_per_step']:,}")
+        mem = row["memory"]
+        print(f"  weights          {human_bytes(mem['param_bytes'])} (float32)")
+        print(f"  activations      {human_bytes(mem['activation_bytes_per_sample'])} per sample over T = "
+              f"{mem['steps']} (kept for the backward pass)")
         for layer in row.get("layers", []):
             print(f"    {layer['name']:<32} {layer['op']:<6} params {layer['params']:>10,}  "
                   f"MACs {layer['macs']:>13,}  neurons {layer['neurons']:>9,}")

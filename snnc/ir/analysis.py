@@ -1,4 +1,4 @@
-"""Static cost figures of an expanded graph: parameters, MACs and neurons per time step."""
+"""Static cost figures of an expanded graph: parameters, MACs and neurons per time step, and memory."""
 
 from __future__ import annotations
 
@@ -59,3 +59,52 @@ def costs(graph: Graph, role: str = "main") -> Costs:
             out.per_layer.append({"name": node.name, "op": node.op, "params": p, "macs": m,
                                   "neurons": prod(node.features) if node.op == "lif" else 0})
     return out
+
+
+# ------------------------------------------------------------------ memory
+BYTES_PER_VALUE = 4                      # float32 weights and activations
+VIEW_OPS = ("flatten", "identity")       # outputs that share their input's storage
+
+
+def training_steps(graph: Graph) -> int:
+    """The largest T a training run uses: the network's, or a longer tit stage's."""
+    stages = graph.attrs.get("time_stages") or ()
+    return max([int(graph.params["T"])] + [int(s[0]) for s in stages])
+
+
+def activation_values(node: Node, steps: int) -> int:
+    """Values one sample of `node`'s output holds over `steps` time steps (views hold none)."""
+    if node.op in VIEW_OPS or not node.shape:
+        return 0
+    return prod(node.features) * (steps if "T" in node.shape else 1)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What training an expanded graph holds in memory, from its shapes alone (every role)."""
+
+    steps: int                   # T of the longest run
+    param_bytes: int             # float32 weights (gradients and optimizer state come on top)
+    activation_bytes: int        # per sample, over all steps: what the backward pass keeps
+    largest_params: tuple[int, Node | None] = (0, None)       # (bytes, the layer holding the most)
+    largest_activations: tuple[int, Node | None] = (0, None)  # (bytes per sample, the layer)
+
+    def as_dict(self) -> dict:
+        return {"steps": self.steps, "param_bytes": self.param_bytes,
+                "activation_bytes_per_sample": self.activation_bytes}
+
+
+def footprint(graph: Graph) -> Footprint:
+    """Parameter bytes and activation bytes per sample of `graph` (expanded: call nodes are not looked into)."""
+    steps = training_steps(graph)
+    by_name = graph.by_name
+    params = values = 0
+    top_p: tuple = (0, None)
+    top_a: tuple = (0, None)
+    for node in graph.nodes:
+        p = node_params(node, by_name[node.inputs[0]].features) * BYTES_PER_VALUE if node.inputs else 0
+        a = activation_values(node, steps) * BYTES_PER_VALUE
+        params, values = params + p, values + a
+        top_p = (p, node) if p > top_p[0] else top_p
+        top_a = (a, node) if a > top_a[0] else top_a
+    return Footprint(steps, params, values, top_p, top_a)
