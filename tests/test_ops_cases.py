@@ -6,6 +6,7 @@ that property, so a grid of comparisons can never pass on all-silent inputs.
 """
 
 import itertools
+import os
 
 import pytest
 import torch
@@ -13,11 +14,27 @@ import torch
 from snnc.frontend.spelling import parse_surrogate
 from snnc.ops.reference import lif_reference, surrogate_reference
 
-SURROGATES = ["triangle(beta=2.0)", "rectangle(beta=0.75)", "arctan(beta=1.5)", "dspike(b=2.5, region=1.0)",
-              "sigmoid(alpha=4.0)"]
-# The tau form uses MSG's settings (tau = 2, vth = 0.5), so vth != 1 is covered too.
-DECAY_FORMS = {"decay": dict(decay=0.75), "tau": dict(tau=2.0, decay_input=True, vth=0.5)}
+# No constant here is a float32 number (0.3, 1.3, 2/3, ...), so a float64 path that rounds any of
+# them to float32 on the way (surrogate parameters, decay, vth, input_scale) misses the 1e-12
+# float64 tolerance of assert_matches by orders of magnitude.
+SURROGATES = ["triangle(beta=1.3)", "rectangle(beta=0.7)", "arctan(beta=1.1)", "dspike(b=2.3, region=0.9)",
+              "sigmoid(alpha=3.3)"]
+# The tau form is MSG's charge (decay_input, here tau = 3: decay = 2/3, input_scale = 1/3).
+DECAY_FORMS = {"decay": dict(decay=0.7, vth=1.1), "tau": dict(tau=3.0, decay_input=True, vth=0.3)}
 RESETS = ["hard", "soft"]
+
+
+def backend_device(backend: str) -> str:
+    """Where a backend's kernels run in this session: the Triton kernels on CUDA when there is
+    one (compiled), on the CPU under TRITON_INTERPRET=1 (tests/conftest.py sets it without CUDA)."""
+    if backend != "triton":
+        return "cpu"
+    pytest.importorskip("triton")
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return "cpu"
+    if not torch.cuda.is_available():
+        pytest.skip("the Triton kernels need CUDA or TRITON_INTERPRET=1")
+    return "cuda"
 
 
 def grid():
@@ -71,7 +88,8 @@ def run(fn, x, seed=1):
     return spikes.detach(), grad_x
 
 
-def assert_matches(spikes, grad, ref_spikes, ref_grad, rtol=1e-5):
+def assert_matches(spikes, grad, ref_spikes, ref_grad, rtol=None):
+    rtol = rtol if rtol is not None else (1e-12 if grad.dtype == torch.float64 else 1e-5)
     """Spikes exactly equal; gradients equal to rtol relative to the largest reference gradient."""
     assert spikes.dtype == ref_spikes.dtype
     assert torch.equal(spikes, ref_spikes), f"{(spikes != ref_spikes).sum().item()} spikes differ"

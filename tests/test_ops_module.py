@@ -11,7 +11,7 @@ from test_ops_cases import make_input, reference
 def test_buffers_hold_surrogate_parameters_and_iteration():
     layer = LIF(surrogate="dspike(b=3.0)", layer=4)
     buffers = dict(layer.named_buffers())
-    assert buffers["sg_params"].dtype == torch.float32 and buffers["sg_params"].tolist() == [3.0, 1.0]
+    assert buffers["sg_params"].dtype == torch.float64 and buffers["sg_params"].tolist() == [3.0, 1.0]
     assert buffers["iteration"].dtype == torch.int64 and buffers["iteration"].dim() == 0
     assert set(layer.state_dict()) == {"sg_params", "iteration"}
     assert (layer.seed, layer.rank, layer.layer, layer.record_stats) == (0, 0, 4, False)

@@ -7,24 +7,14 @@ known input; these tests compare it with the mask the generator draws for the ke
 (keep fraction, independence across steps, layers, ranks and iterations).
 """
 
-import os
-
 import pytest
 import torch
 
 from snnc.ops import LIF, lif
 from snnc.ops.mask import keep_mask_torch, mask_key_seed
-from test_ops_cases import MSG_PROBE, inferred_keep, make_input, msg_grad
+from test_ops_cases import MSG_PROBE, backend_device, inferred_keep, make_input, msg_grad
 
 BACKENDS = ["torch", "triton"]
-
-
-def device_of(backend: str) -> str:
-    if backend == "triton" and os.environ.get("TRITON_INTERPRET") != "1":
-        if not torch.cuda.is_available():
-            pytest.skip("the Triton kernels need CUDA or TRITON_INTERPRET=1")
-        return "cuda"
-    return "cpu"
 
 
 def expected_keep(backend, seed, rank, layer, iteration, T, N, p, device):
@@ -44,7 +34,7 @@ def probe_input(T, N, device, seed=0):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_gradient_shows_the_mask_of_the_key(backend):
-    device = device_of(backend)
+    device = backend_device(backend)
     T, N, p = 4, 301, 0.5
     x = probe_input(T, N, device)
     grad = msg_grad(lambda x: lif(x, mask_p=p, seed=7, mask_key=(1, 2, 3), backend=backend, **MSG_PROBE), x)
@@ -60,7 +50,7 @@ def test_the_gradient_shows_the_mask_of_the_key(backend):
 def test_two_forwards_before_backward_keep_each_forwards_mask(backend, order):
     """Gradient accumulation, a user's own loop or checkpointing: each graph keeps the
     mask of the iteration its forward ran in, whatever happened to the counter since."""
-    device = device_of(backend)
+    device = backend_device(backend)
     T, N, p = 3, 257, 0.5
     layer = LIF(mask_p=p, layer=2, backend=backend, **MSG_PROBE).to(device)
     layer.seed, layer.rank = 5, 1
@@ -94,7 +84,7 @@ def sizes(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
 def test_backward_keeps_one_minus_p_of_the_gradients(backend, p):
-    device = device_of(backend)
+    device = backend_device(backend)
     T, N = sizes(backend)
     keep = backward_masks(backend, device, T, N, p)
     sigma = (p * (1 - p) / keep.numel()) ** 0.5
@@ -103,7 +93,7 @@ def test_backward_keeps_one_minus_p_of_the_gradients(backend, p):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backward_masks_are_independent_across_steps_layers_ranks_and_iterations(backend):
-    device = device_of(backend)
+    device = backend_device(backend)
     T, N = sizes(backend)
     p = 0.5
     base = backward_masks(backend, device, T, N, p, seed=3, rank=0, layer=0, iteration=0)

@@ -90,7 +90,7 @@ def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_param
         if spec.rescale:
             mask_args += (cfg.keep_scale,)
     stride = (state.stride(0),) if bn is not None else ()
-    sg = sg_params.to(device=state.device, dtype=torch.float32).contiguous()
+    sg = sg_params.to(device=state.device).contiguous()  # any float dtype; the kernel converts
     _launch(load_kernel(spec, "bwd"), N, grad_s, state, grad, sg, *_bn_args(bn), *mask_args, N, *stride,
             **_scalars(cfg, T))
     return grad

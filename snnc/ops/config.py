@@ -119,22 +119,32 @@ def check_backend(backend: str) -> None:
         raise SnncError(f"unknown backend {backend!r}", hint="backend must be one of " + ", ".join(BACKENDS))
 
 
+# Surrogate parameters are kept in float64, exactly as spelled (beta = 0.3 stays 0.3): each
+# engine rounds them once to its compute dtype (float32, or float64 for float64 inputs), so
+# a float64 layer computes with the spelled values, not with float32 approximations.
+PARAM_DTYPE = torch.float64
+
+
 def surrogate_params(cfg: LifConfig, sg_params, device) -> torch.Tensor:
-    """The surrogate parameters as a float32 tensor on `device` (METHODS §2 catalog order).
+    """The surrogate parameters as a 1-D tensor on `device` (METHODS §2 catalog order).
 
     `sg_params` overrides the spelling's values at run time (CPNG changes beta
     through this every epoch without recompiling anything); None keeps them.
+    A tensor is used in its own floating dtype (the `LIF` module's buffer is
+    float64); anything else becomes float64.
     """
     expected = len(cfg.surrogate.params)
     if sg_params is None:
-        return torch.tensor(cfg.default_params(), dtype=torch.float32, device=device)
+        return torch.tensor(cfg.default_params(), dtype=PARAM_DTYPE, device=device)
     if not isinstance(sg_params, torch.Tensor):
-        sg_params = torch.tensor([float(v) for v in sg_params], dtype=torch.float32)
+        sg_params = torch.tensor([float(v) for v in sg_params], dtype=PARAM_DTYPE)
     if sg_params.dim() != 1 or sg_params.numel() != expected:
         names = ", ".join(name for name, _ in cfg.surrogate.params)
         raise SnncError(f"sg_params for {cfg.surrogate.name} must hold {expected} value(s) [{names}], "
                         f"got shape {tuple(sg_params.shape)}")
-    return sg_params.to(device=device, dtype=torch.float32).contiguous()
+    if not sg_params.is_floating_point():
+        sg_params = sg_params.to(PARAM_DTYPE)
+    return sg_params.to(device=device).contiguous()
 
 
 @dataclass(frozen=True)

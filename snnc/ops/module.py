@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnc.ops.config import DEFAULT_DECAY, check_backend, make_config
+from snnc.ops.config import DEFAULT_DECAY, PARAM_DTYPE, check_backend, make_config
 from snnc.ops.lif import bn_lif, lif
 
 
@@ -13,8 +13,9 @@ class LIF(nn.Module):
     """A LIF layer over all T steps of x [T, ...].
 
     Buffers (saved in checkpoints):
-    - `sg_params` float32 [k]: the surrogate's parameters in catalog order,
-      initialised from the spelling; CPNG overwrites sg_params[0] in place.
+    - `sg_params` float64 [k]: the surrogate's parameters in catalog order,
+      initialised exactly from the spelling (each kernel rounds them to its
+      compute dtype); CPNG overwrites sg_params[0] in place.
     - `iteration` int64 scalar: incremented once per training forward when
       mask_p > 0 and used in the MSG mask key, so resumed runs draw the same masks.
 
@@ -31,7 +32,7 @@ class LIF(nn.Module):
         self.config = make_config(decay=decay, tau=tau, vth=vth, reset=reset, decay_input=decay_input,
                                   detach_reset=detach_reset, surrogate=surrogate, mask_p=mask_p,
                                   rescale=rescale)
-        self.register_buffer("sg_params", torch.tensor(self.config.default_params(), dtype=torch.float32))
+        self.register_buffer("sg_params", torch.tensor(self.config.default_params(), dtype=PARAM_DTYPE))
         self.register_buffer("iteration", torch.zeros((), dtype=torch.int64))
         self.seed = 0
         self.rank = 0
