@@ -66,3 +66,21 @@ def test_chi_limit_holds():
 def test_solve_beta_clamps_out_of_reach_targets():
     assert cpng.solve_beta(0.5, 1e7, 1.0) == pytest.approx(1e-6)  # even the widest support misses it
     assert math.isfinite(cpng.solve_beta(1e-9, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("sizes", [(1, 500), (7, 64, 3, 250), (40, 40)])
+def test_pooled_moments_equal_those_of_the_concatenated_shards(sizes):
+    # Shards of unequal sizes with different means and spreads, three layers (columns) at once.
+    from snnc.runtime.distributed import pool_moments
+
+    g = torch.Generator().manual_seed(len(sizes))
+    shards = [torch.randn(n, 3, generator=g, dtype=torch.float64) * (1 + r) + 2.0 * r for r, n in enumerate(sizes)]
+    counts = torch.tensor([[float(len(s))] * 3 for s in shards], dtype=torch.float64)
+    means = torch.stack([s.mean(0) for s in shards])
+    variances = torch.stack([s.var(0, correction=0) for s in shards])
+    mu, var = pool_moments(counts, means, variances, reduce=lambda t: t.sum(0))  # ranks simulated on dim 0
+    whole = torch.cat(shards)
+    expected_mu = whole.sum(0) / len(whole)
+    expected_var = ((whole - expected_mu) ** 2).sum(0) / len(whole)
+    torch.testing.assert_close(mu, expected_mu, rtol=1e-13, atol=0)
+    torch.testing.assert_close(var, expected_var, rtol=1e-12, atol=0)

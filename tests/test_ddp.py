@@ -6,6 +6,7 @@ state; the tests compare what the ranks hold, not only what rank 0 saved.
 
 import importlib.util
 import itertools
+import math
 import os
 import socket
 import subprocess
@@ -164,3 +165,60 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, one_thr
     for a, b in zip(ddp_metrics, one_metrics):
         assert a["train_acc"] == b["train_acc"] and a["test_acc"] == b["test_acc"]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+# Each rank runs one LIF layer on a batch of its own size (3 and 11 samples) and a shifted
+# input, then CPNG's update, and saves its input and what the update logged.
+CPNG_UNEQUAL_SHARDS = """
+import os, sys, torch
+from snnc.ops import LIF
+from snnc.runtime import distributed as dist
+from snnc.runtime.hooks import CPNGHook
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lif = LIF(decay=0.5, vth=1.0, reset="hard", surrogate="triangle(beta=1.0)")
+    def forward(self, x):
+        return self.lif(x), []
+
+torch.distributed.init_process_group("gloo")
+rank = torch.distributed.get_rank()
+g = torch.Generator().manual_seed(rank)
+x = torch.randn(4, (3, 11)[rank], 5, generator=g) * (1 + rank) + 0.8 * rank
+net = Net()
+hook = CPNGHook(net, ["lif"], chi_limit=0.2)
+net.lif.record_stats = True
+net(x)
+logged = hook.update()["lif"]
+torch.save({"x": x, "logged": logged}, os.path.join(sys.argv[1], f"cpng-{rank}.pt"))
+dist.shutdown()
+"""
+
+
+def _lif_h(x: torch.Tensor, decay=0.5, vth=1.0) -> torch.Tensor:
+    """h[t] = decay * v[t-1] + x[t], hard reset, in float64 (docs/methods.md §1)."""
+    v, hs = torch.zeros_like(x[0], dtype=torch.float64), []
+    for t in range(x.shape[0]):
+        h = decay * v + x[t].double()
+        hs.append(h)
+        v = h * (h < vth)
+    return torch.stack(hs)
+
+
+def test_cpng_pools_h_statistics_of_unequal_shards_by_size(tmp_path):
+    script = tmp_path / "cpng_unequal.py"
+    script.write_text(CPNG_UNEQUAL_SHARDS)
+    _ok(torchrun([script], [str(tmp_path)], tmp_path / "dump", timeout=120))
+    ranks = [torch.load(tmp_path / f"cpng-{r}.pt", weights_only=True) for r in range(2)]
+    hs = [_lif_h(r["x"]) for r in ranks]
+    whole = torch.cat([h.flatten() for h in hs])
+    mu = whole.sum().item() / whole.numel()
+    sigma = math.sqrt(((whole - mu) ** 2).sum().item() / whole.numel())
+    chi = 0.5 * (math.erf((1 + 1 - mu) / (sigma * math.sqrt(2))) - math.erf((1 - 1 - mu) / (sigma * math.sqrt(2))))
+    for r in ranks:  # both ranks logged the statistics of all 14 samples together
+        assert r["logged"]["mu"] == pytest.approx(mu, rel=1e-6)
+        assert r["logged"]["sigma"] == pytest.approx(sigma, rel=1e-6)
+        assert r["logged"]["chi"] == pytest.approx(chi, rel=1e-6) and r["logged"]["beta"] == 1.0
+    # The ranks' own means differ enough that averaging them unweighted would be far off.
+    assert abs(sum(h.mean().item() for h in hs) / 2 - mu) > 0.1

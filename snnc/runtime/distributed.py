@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as tdist
@@ -50,6 +51,22 @@ def mean_across_ranks(t: torch.Tensor) -> torch.Tensor:
     if not active():
         return t
     return sum_across_ranks(t) / tdist.get_world_size()
+
+
+def pool_moments(count: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] = sum_across_ranks) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, population variance) of all ranks' elements together, from each rank's element count,
+    mean and population variance; float64, exact for any shard sizes.
+
+    The pooled mean weights each rank's mean by its count; the pooled variance adds each rank's
+    variance and the spread of its mean about the pooled mean (Chan et al.'s parallel formula),
+    which avoids the cancellation of E[h^2] - mu^2. `reduce` sums over ranks; summing stacked
+    [ranks, ...] tensors over dim 0 simulates the ranks in one process.
+    """
+    count, mean, var = (t.double() for t in (count, mean, var))
+    n = reduce(count)
+    mu = reduce(count * mean) / n
+    return mu, reduce(count * (var + (mean - mu) ** 2)) / n
 
 
 def any_across_ranks(*flags: bool) -> list[bool]:

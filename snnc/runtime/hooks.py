@@ -1,4 +1,4 @@
-"""Per-epoch training hooks: CPNG's beta control (METHODS §7) and TWO's output weights (METHODS §8).
+"""Per-epoch training hooks: CPNG's beta control and TWO's output weights (docs/methods.md §7, §8).
 
 Each hook keeps its state in a plain dict so it goes into checkpoints as-is.
 Statistics are combined across data-parallel ranks, so every rank ends an
@@ -22,6 +22,17 @@ class CPNGHook:
         self.per_batch = per_batch
         self.records = {name: ChiRecord(chi_limit) for name, _ in self.layers}
         self.last: dict[str, dict] = {}
+        # The batch size of the forward whose h statistics each layer holds (keyed by the h_mean
+        # tensor it belongs to): ranks' shards may differ, and their statistics pool by size.
+        self.samples: dict[str, tuple[torch.Tensor, int]] = {}
+        model.register_forward_hook(self._observe)
+
+    def _observe(self, model, args, output) -> None:
+        """After a forward of the model, which returns (O [T, B, classes], aux): note B per recording layer."""
+        outputs = output[0] if isinstance(output, (tuple, list)) else output
+        for name, layer in self.layers:
+            if layer.record_stats and layer.h_mean is not None:
+                self.samples[name] = (layer.h_mean, int(outputs.shape[1]))
 
     def wants_stats(self, last_batch: bool) -> bool:
         return self.per_batch or last_batch
@@ -31,17 +42,28 @@ class CPNGHook:
             layer.record_stats = on
 
     def update(self) -> dict:
-        """Apply the METHODS §7 rule to every layer; returns {layer: {beta, chi, mu, sigma}}."""
-        stats = []
-        for _, layer in self.layers:
+        """Apply the docs/methods.md §7 rule to every layer; returns {layer: {beta, chi, mu, sigma}}.
+
+        mu and sigma are those of h over every rank's last batch together.
+        """
+        counts, means, variances = [], [], []
+        for name, layer in self.layers:
             if layer.h_mean is None:
                 raise RuntimeError("CPNG found no recorded h statistics for the last batch")
-            stats += [layer.h_mean.double(), (layer.h_std.double() ** 2 + layer.h_mean.double() ** 2)]
-        moments = dist.mean_across_ranks(torch.stack(stats))
+            stats, batch = self.samples.get(name, (None, 0))
+            if stats is not layer.h_mean:
+                raise RuntimeError("CPNG's h statistics come from a forward it did not see; call the model itself")
+            # Every rank's h of one layer has the same elements per sample, so the batch size
+            # stands for the element count.
+            counts.append(float(batch))
+            means.append(layer.h_mean.double().cpu())
+            variances.append(layer.h_std.double().cpu() ** 2)
+        mus, variances = dist.pool_moments(torch.tensor(counts, dtype=torch.float64), torch.stack(means),
+                                           torch.stack(variances))
         out = {}
         for i, (name, layer) in enumerate(self.layers):
-            mu = float(moments[2 * i])
-            sigma = max(float(moments[2 * i + 1]) - mu * mu, 0.0) ** 0.5
+            mu = float(mus[i])
+            sigma = max(float(variances[i]), 0.0) ** 0.5
             beta = float(layer.sg_params[0])
             new_beta, rec = self.records[name].update(beta, mu, sigma, layer.config.vth, layer.config.surrogate.name)
             layer.sg_params[0] = new_beta
