@@ -1,7 +1,6 @@
 """snnc.losses against independent, loop-by-loop computations of METHODS §4 and §6."""
 
 import functools
-import math
 
 import pytest
 import torch
@@ -93,6 +92,15 @@ def test_bad_shapes_and_empty_aux():
 
 
 def test_predict_is_argmax_of_time_mean():
+    # T = 3, B = 2, K = 3, built so that the time mean picks another class than the first or
+    # last step, a majority vote, the largest single value, or the mean of per-step softmaxes.
+    O = torch.tensor([[[2.0, 3.0, -5.0], [-5.0, 2.0, 3.0]],
+                      [[2.0, -5.0, 3.0], [3.0, 2.0, -5.0]],
+                      [[2.0, 3.0, -5.0], [-5.0, 2.0, 3.0]]], dtype=F64)
+    # sample 0: means (2, 1/3, -7/3) -> 0 although steps vote 1, 2, 1; sample 1: (-7/3, 2, 1/3) -> 1
+    assert losses.predict(O).tolist() == [0, 1]
     O, _ = rand(seed=5)
-    assert torch.equal(losses.predict(O), O.mean(0).argmax(1))
-    assert math.isfinite(losses.sdt(O, torch.zeros(O.shape[1], dtype=torch.long)).item())
+    T, B, K = O.shape
+    for b in range(B):
+        means = [sum(float(O[t, b, k]) for t in range(T)) / T for k in range(K)]
+        assert int(losses.predict(O)[b]) == max(range(K), key=means.__getitem__)
