@@ -16,6 +16,7 @@ from snnc.frontend.parser import parse_tree
 from snnc.frontend.transform import ToAst
 from snnc.frontend.values import DottedValue, Env, evaluate
 from snnc.params import OPTIONAL, Param, ParamError, Symbol, format_value
+from snnc.runtime.options import MAX_EPOCHS
 
 UNIT = dict(lo=0.0, hi=1.0)
 POSITIVE = dict(lo=0.0, lo_open=True)
@@ -346,6 +347,8 @@ def _stages(value) -> tuple:
             out.append((t, epochs, float(lr)))
         else:
             out.append((t, epochs))
+    if sum(stage[1] for stage in out) > MAX_EPOCHS:
+        raise ParamError(f"the stages train {sum(stage[1] for stage in out):,} epochs in all; at most {MAX_EPOCHS:,}")
     return tuple(out)
 
 

@@ -48,6 +48,7 @@ def fails(text, named=None):
     ("tit", "recipe 'tit' needs 'stages'", None),
     ("tit(stages=[(0, 3)])", "stage T must be a positive integer", None),
     ("tit(stages=[2, 3])", "each stage is (T, epochs)", None),
+    ("tit(stages=[(2, 60000), (4, 50000)])", "the stages train 110,000 epochs in all; at most 100,000", None),
     ("sml(n=2, at=[1])", "either 'n' or 'at'", None),
     ("sml(at=[0])", "1-based", None),
     ("cpng(chi_limit=0)", "out of range", None),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import sys
 from dataclasses import dataclass, field
 
 
@@ -62,26 +65,42 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     return p
 
 
+# Bounds on the numeric options: far past any real run, and each keeps a typo (--batch-size
+# 1000000000, --epochs 10**12) from allocating or looping without end.
+MAX_BATCH = 65_536            # per process; the largest real per-device batches are a few thousand
+MAX_EPOCHS = 100_000          # also bounds --warmup-epochs, --stop-after and tit stages
+MAX_SEED = 2**32 - 1          # the sampler adds the epoch to it in a 64-bit generator seed
+INTEGER_BOUNDS = {"batch_size": (1, MAX_BATCH), "eval_batch_size": (1, MAX_BATCH), "epochs": (1, MAX_EPOCHS),
+                  "stop_after": (1, MAX_EPOCHS), "warmup_epochs": (0, MAX_EPOCHS), "seed": (0, MAX_SEED),
+                  "workers": (0, None)}
+
+
 def validate(args, spec: TrainSpec) -> list[str]:
-    """Usage problems in `args` (empty if fine)."""
+    """Usage problems in `args` (empty if fine). Caps --workers at the CPUs available, with a note."""
     problems = []
-    for name in ("batch_size", "eval_batch_size"):
-        if getattr(args, name) < 1:
-            problems.append(f"--{name.replace('_', '-')} must be at least 1")
-    if args.epochs is not None and args.epochs < 1:
-        problems.append("--epochs must be at least 1")
+    for name, (lo, hi) in INTEGER_BOUNDS.items():
+        value = getattr(args, name)
+        if value is not None and not (lo <= value and (hi is None or value <= hi)):
+            flag = "--" + name.replace("_", "-")
+            problems.append(f"{flag} must be at least {lo}" if hi is None else f"{flag} must be in [{lo}, {hi:,}]")
     if args.epochs is not None and spec.stages:
         problems.append("--epochs conflicts with the tit schedule in the recipe; change tit(stages=...) instead")
-    if not args.lr > 0:
-        problems.append("--lr must be positive")
-    if args.weight_decay is not None and args.weight_decay < 0:
-        problems.append("--weight-decay must be >= 0")
-    if args.warmup_epochs < 0:
-        problems.append("--warmup-epochs must be >= 0")
-    if args.workers < 0:
-        problems.append("--workers must be >= 0")
-    if args.stop_after is not None and args.stop_after < 1:
-        problems.append("--stop-after must be at least 1")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append("--lr must be a positive finite number")
+    if args.weight_decay is not None and not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        problems.append("--weight-decay must be a finite number >= 0")
     if args.resume and args.force:
         problems.append("--resume and --force exclude each other")
+    cpus = available_cpus()
+    if not problems and args.workers > cpus:
+        print(f"note: --workers {args.workers} is more than the {cpus} CPUs available; using {cpus}", file=sys.stderr)
+        args.workers = cpus
     return problems
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
