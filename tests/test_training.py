@@ -1,5 +1,6 @@
 """Generated training end to end on the CPU: SML, TWO, TIT, MSG, resume, NaN, learning."""
 
+import math
 import subprocess
 import sys
 
@@ -111,18 +112,65 @@ def test_resume_gives_the_same_metrics_and_weights(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_cpng_changes_beta_each_epoch(tmp_path):
-    _, mod = build(tmp_path, "digits", "cpng+tet")
+# Three layers with different thresholds and CPNG's three surrogates (their support
+# half-widths differ); every layer is listed with (vth, surrogate, initial beta).
+CPNG_NET = """network cp(T = 3, classes = 10) {
+  input image[1, 8, 8]
+  neuron lif(decay = 0.5, vth = 0.5)
+  surrogate triangle(beta = 1.0)
+  norm bn
+  stem = conv(8, 3) -> bn -> lif
+  mid  = (conv(8, 3) -> bn -> lif(vth = 1.5)) @surrogate(arctan)
+  low  = (conv(8, 3, 2) -> bn -> lif) @surrogate(rectangle(beta = 2))
+  head = adaptive_avgpool -> flatten -> fc(classes)
+}
+"""
+CPNG_LAYERS = {"stem_lif": (0.5, "triangle", 1.0), "mid_lif": (1.5, "arctan", 1.0), "low_lif": (0.5, "rectangle", 2.0)}
+
+
+def _chi(beta, mu, sigma, vth, surrogate):
+    """P(|h - vth| < w(beta)) for h ~ N(mu, sigma^2), w = 1/beta or 1/(2 beta) for rectangle (docs/methods.md §7)."""
+    w = 1 / (2 * beta) if surrogate == "rectangle" else 1 / beta
+    cdf = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
+    return cdf((vth + w - mu) / sigma) - cdf((vth - w - mu) / sigma)
+
+
+def test_cpng_follows_the_epoch_rule_from_the_logged_statistics(tmp_path):
+    source = tmp_path / "cp.snn"
+    source.write_text(CPNG_NET)
+    _, mod = build(tmp_path, source, "cpng(chi_limit=0.5)+tet")
     run = tmp_path / "run"
-    assert mod.main(QUICK + ["--epochs", "3", "--out", str(run)]) == 0
+    assert mod.main(QUICK + ["--epochs", "5", "--out", str(run)]) == 0
     records = read_metrics(run)
-    assert all(set(r["cpng"]) == set(mod.model.CPNG_LAYERS) for r in records)
-    first = records[0]["cpng"]
-    assert all(v["beta"] == 1.0 for v in first.values())  # the first epoch only records chi
+    assert set(mod.model.CPNG_LAYERS) == set(CPNG_LAYERS)
+    branches = set()
+    for layer, (vth, surrogate, beta) in CPNG_LAYERS.items():
+        rec = None
+        for r in records:  # replay the rule on each epoch's logged mu and sigma, with the beta in use
+            log = r["cpng"][layer]
+            current = _chi(beta, log["mu"], log["sigma"], vth, surrogate)
+            if rec is None:
+                rec, solve = current, False  # the first epoch only records chi
+            else:
+                if rec < 0.5:
+                    rec, why = 0.5, "limit"
+                elif current < rec:
+                    rec, why = current, "lower"
+                else:
+                    why = "keep"
+                solve = rec != current
+                branches.add(why)
+            assert log["chi"] == pytest.approx(rec, rel=1e-9), (layer, r["epoch"])
+            if solve:  # a new beta whose chi is the recorded one
+                assert _chi(log["beta"], log["mu"], log["sigma"], vth, surrogate) == pytest.approx(rec, abs=1e-6)
+                assert log["beta"] != beta, (layer, r["epoch"])  # chi is strictly monotone in beta
+            else:
+                assert log["beta"] == beta, (layer, r["epoch"])
+            beta = log["beta"]
+    assert branches == {"limit", "lower", "keep"}  # this run goes through every case of the rule
     ck = checkpoint.load(run / "checkpoint.pt")
-    for layer, v in records[-1]["cpng"].items():
-        assert ck["model"][f"{layer}.sg_params"][0].item() == pytest.approx(v["beta"])
-        assert v["chi"] >= 0.2 - 1e-9 or v["chi"] == records[0]["cpng"][layer]["chi"]
+    for layer, v in records[-1]["cpng"].items():  # the logged beta is the one the layer holds
+        assert ck["model"][f"{layer}.sg_params"][0].item() == pytest.approx(v["beta"], rel=1e-6)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, capsys):
