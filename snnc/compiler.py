@@ -9,21 +9,21 @@ DIR/source.snn         the network source, as compiled
 DIR/manifest.json      source hash, recipe, resolved parameters, passes, snnc version
 
 The folder is written next to DIR under a temporary name and renamed into
-place, so an interrupted compile never leaves a half-written DIR.
+place (snnc/outputs.py), so an interrupted compile never leaves a half-written DIR,
+and DIR may replace only an earlier build folder unless `force` is given.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from snnc import __version__
 from snnc.backends.torch.render import render_model, render_train
 from snnc.diagnostics import SnncError
 from snnc.ir.printer import print_graph
+from snnc.outputs import check_destination, staged_folder
 from snnc.pipeline import Compiled, compile_source
 
 BACKENDS = ("auto", "triton", "torch")
@@ -49,6 +49,7 @@ def kernel_files(compiled: Compiled) -> dict[str, str]:
 
 def manifest(compiled: Compiled, source_text: str, overrides: dict, backend: str) -> dict:
     return {
+        "kind": "build",
         "snnc_version": __version__,
         "network": compiled.graph.network,
         "source": compiled.source_file,
@@ -81,42 +82,24 @@ def _write(folder: Path, compiled: Compiled, source_text: str, overrides: dict, 
                                                      indent=1, sort_keys=True) + "\n")
 
 
-def replace_folder(tmp: Path, out: Path, marker: str) -> None:
-    """Moves `tmp` to `out`; an existing `out` must be ours (hold `marker`) and is replaced."""
-    if out.exists():
-        if not (out / marker).exists() and any(out.iterdir()):
-            raise SnncError(f"{out} exists and is not an snnc output folder (no {marker})",
-                            hint="choose another -o folder, or empty this one")
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
-
-
 def write_compiled(compiled: Compiled, out: str | Path, overrides: dict | None = None,
-                   backend: str = "auto") -> None:
-    """Writes the training artifacts of `compiled` into `out` (next to it first, then renamed)."""
+                   backend: str = "auto", force: bool = False) -> Path:
+    """Writes the training artifacts of `compiled` into `out` (staged next to it, then renamed).
+
+    `out` may be new, empty or an earlier build folder; `force` also replaces a run or deploy folder.
+    Returns the real path written."""
     if backend not in BACKENDS:
         raise SnncError(f"unknown backend '{backend}'", hint="one of " + ", ".join(BACKENDS))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tmp.rmdir()
+    out = check_destination(out, "build", force=force)
+    with staged_folder(out) as tmp:
         _write(tmp, compiled, compiled.network.source, dict(overrides or {}), backend)
-        replace_folder(tmp, out, "manifest.json")
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    return out
 
 
 def compile_to(source: str | Path, recipe: str, out: str | Path, overrides: dict | None = None,
-               backend: str = "auto", fuse: bool = True, file: str | None = None) -> Compiled:
+               backend: str = "auto", fuse: bool = True, file: str | None = None, force: bool = False) -> Compiled:
     """`snnc compile`: the pipeline, then the artifacts in `out`."""
+    check_destination(out, "build", force=force)  # before the work, so a bad -o fails at once
     compiled = compile_source(source, dict(overrides or {}), file=file, recipe=recipe, fuse=fuse)
-    write_compiled(compiled, out, overrides, backend)
+    write_compiled(compiled, out, overrides, backend, force)
     return compiled

@@ -1,19 +1,20 @@
 """`snnc export`: inference passes, folded weights and a standalone deployable folder.
 
-DEPLOY/model.py             imports only torch; load_model(), predict()
+DEPLOY/model.py             imports only torch; load_model(), preprocess(), predict()
 DEPLOY/weights.safetensors  the folded weights
 DEPLOY/model.ir             the inference IR
-DEPLOY/manifest.json        source hash, recipe, T, input, classes, snnc version, the checkpoint's metrics
+DEPLOY/manifest.json        source hash, recipe, T, input and its preprocessing, classes, snnc version,
+                            the checkpoint's metrics, and with --check-data what the check measured
 DEPLOY/model.nir            with --nir (snnc/nir_export.py)
 
-Everything is written into a temporary folder and renamed into place.
+Everything the export needs (the run, the checkpoint, the check data, the destination) is
+checked before anything is written; the folder is then staged next to DEPLOY, checked
+there when --check-data is given, and renamed into place (snnc/outputs.py).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -21,44 +22,49 @@ import torch
 from snnc import __version__
 from snnc.backends.torch.lower import lower_model
 from snnc.backends.torch.render import render_deploy
-from snnc.compiler import replace_folder
 from snnc.diagnostics import SnncError
 from snnc.ir.graph import Graph
 from snnc.ir.printer import print_graph
-from snnc.ir.textparse import parse
+from snnc.outputs import check_destination, staged_folder
 from snnc.passes import run_pipeline
+from snnc.runfolder import check_checkpoint, read_ir, read_manifest
 from snnc.pipeline import inference_steps
 from snnc.runtime import checkpoint as ckpt
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SnncError(f"cannot read {path}: {exc}") from None
-
-
 def load_run(run_dir: Path, checkpoint: Path | None = None):
-    """(training graph, manifest, checkpoint) of a run folder, with every mismatch a clear error."""
+    """(training graph at the checkpoint's T, manifest, checkpoint) of a run folder, every field checked.
+
+    A TIT run trains at several T; the graph is returned at the T of the stage the checkpoint
+    was saved in, which is the T the model is built, checked and deployed at."""
+    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SnncError(f"no run folder {run_dir}", hint="train first: python BUILD/train.py --out RUN_DIR")
     for name in ("model.ir", "manifest.json"):
         if not (run_dir / name).is_file():
             raise SnncError(f"{run_dir} has no {name}", hint="it is written when training starts; is this a run folder?")
-    manifest = _read_json(run_dir / "manifest.json")
-    state = ckpt.load(checkpoint or run_dir / "checkpoint.pt")
-    if state.get("network") != manifest.get("network") or state.get("recipe") != manifest.get("recipe"):
-        raise SnncError(f"the checkpoint is for {state.get('network')} with {state.get('recipe')}, but {run_dir} "
-                        f"holds {manifest.get('network')} with {manifest.get('recipe')}",
-                        hint="pass the checkpoint of this run")
-    if _minor(manifest.get("snnc_version", "")) != _minor(__version__):
-        raise SnncError(f"the run was compiled by snnc {manifest.get('snnc_version')}, this is snnc {__version__}",
+    manifest = read_manifest(run_dir / "manifest.json")
+    if _minor(manifest["snnc_version"]) != _minor(__version__):
+        raise SnncError(f"the run was compiled by snnc {manifest['snnc_version']}, this is snnc {__version__}",
                         hint="export with the snnc version that compiled it, or recompile and retrain")
-    graph = parse((run_dir / "model.ir").read_text(), str(run_dir / "model.ir"))
+    graph = read_ir(run_dir / "model.ir")
+    path = Path(checkpoint) if checkpoint else run_dir / "checkpoint.pt"
+    state = check_checkpoint(ckpt.load(path), path, graph)
+    if state["network"] != manifest["network"] or state["recipe"] != manifest["recipe"]:
+        raise SnncError(f"the checkpoint is for {state['network']} with {state['recipe']}, but {run_dir} "
+                        f"holds {manifest['network']} with {manifest['recipe']}",
+                        hint="pass the checkpoint of this run")
     if graph.network != manifest["network"]:
         raise SnncError(f"{run_dir}/model.ir is network {graph.network}, the manifest says {manifest['network']}")
+    inp = graph.node("x").attrs
+    if manifest["input"] != {"kind": inp["kind"], "dims": list(inp["dims"])} or \
+            manifest["classes"] != graph.node(graph.output).shape[-1]:
+        raise SnncError(f"{run_dir}/manifest.json and model.ir disagree about the input or the classes",
+                        hint="one of them was edited; restore it, or recompile and retrain")
+    if "T" in state and state["T"] != int(graph.params["T"]):
+        graph = graph.replace(params=graph.params.set(T=int(state["T"])))
     return graph, manifest, state
 
 
@@ -74,7 +80,16 @@ def _tensor(state: dict, key: str, shape=None) -> torch.Tensor:
     if shape is not None and tuple(t.shape) != tuple(shape):
         raise SnncError(f"checkpoint tensor '{key}' has shape {list(t.shape)}, the network needs {list(shape)}",
                         hint="the checkpoint is from a network with other sizes")
+    _require_finite(key, t, "checkpoint tensor")
     return t.double()
+
+
+def _require_finite(key: str, t: torch.Tensor, what: str) -> None:
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise SnncError(f"{what} '{key}' holds {bad} non-finite value(s) (NaN or infinity): the run diverged "
+                        f"or the file is damaged; nothing was exported",
+                        hint="export an earlier checkpoint with --checkpoint, or retrain with a lower --lr")
 
 
 def deploy_weights(inference: Graph, train_modules: dict[str, str], deploy_modules: dict[str, str],
@@ -126,35 +141,41 @@ def build_inference(train: Graph, state: dict) -> tuple[Graph, dict[str, str]]:
     """(inference graph, the training model's node -> module map) for a checkpoint's state dict."""
     train_modules = lower_model(train).node_modules
     model_state = state["model"] if "model" in state else state
-    if "T" in state and int(state["T"]) != int(train.params["T"]):
-        train = train.replace(params=train.params.set(T=int(state["T"])))  # TIT: the T the run ended with
     graph = run_pipeline(train, inference_steps(decoding_weights(train, train_modules, model_state)))
     return graph, train_modules
 
 
 def export_run(run_dir: str | Path, deploy_dir: str | Path, checkpoint: str | Path | None = None,
-               dtype: str = "fp32", nir: bool = False, nir_options: dict | None = None) -> dict:
-    """Writes DEPLOY_DIR; returns a summary (paths, the checkpoint's metrics)."""
+               dtype: str = "fp32", nir: bool = False, nir_options: dict | None = None,
+               check_data: str | None = None, force: bool = False) -> dict:
+    """Writes DEPLOY_DIR; returns its manifest plus `deploy_dir` (and `check` with check_data)."""
     if dtype not in DTYPES:
         raise SnncError(f"unknown --dtype {dtype}", hint="fp32 or fp16")
-    run_dir, deploy_dir = Path(run_dir), Path(deploy_dir)
+    run_dir = Path(run_dir)
+    deploy_dir = check_destination(deploy_dir, "deploy", force=force, inside=(run_dir,))
     train, manifest, state = load_run(run_dir, Path(checkpoint) if checkpoint else None)
+    data = None
+    if check_data:
+        from snnc.export_check import load_check_data
+
+        data = load_check_data(check_data, manifest)
     inference, train_modules = build_inference(train, state)
-    model_text, deploy_modules = render_deploy(inference, manifest.get("source", "?"), manifest["recipe"])
+    model_text, deploy_modules = render_deploy(inference, manifest.get("source", "?"), manifest["recipe"],
+                                               (manifest.get("data") or {}).get("preprocess"))
     weights = deploy_weights(inference, train_modules, deploy_modules, state["model"])
+    for key, tensor in weights.items():
+        _require_finite(key, tensor, "folded weight")
     weights = {k: v.to(DTYPES[dtype]).contiguous() for k, v in weights.items()}
     info = {
-        "snnc_version": __version__, "network": manifest["network"], "recipe": manifest["recipe"],
+        "kind": "deploy", "snnc_version": __version__, "network": manifest["network"], "recipe": manifest["recipe"],
         "source": manifest.get("source"), "source_sha256": manifest.get("source_sha256"),
-        "T": int(inference.params["T"]), "input": manifest["input"], "classes": manifest["classes"],
-        "dtype": dtype, "checkpoint_epoch": int(state.get("epoch", 0)), "metrics": state.get("metrics") or {},
-        "passes": ["strip-aux", "fold-bn", "bake-decoding", "dce"],
+        "T": int(inference.params["T"]), "input": {**manifest["input"], **_input_contract(manifest)},
+        "classes": manifest["classes"], "dtype": dtype, "checkpoint_epoch": int(state.get("epoch", 0)),
+        "metrics": state.get("metrics") or {}, "passes": ["strip-aux", "fold-bn", "bake-decoding", "dce"],
     }
-    deploy_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{deploy_dir.name}.", dir=deploy_dir.parent))
-    try:
-        from safetensors.torch import save_file
+    from safetensors.torch import save_file
 
+    with staged_folder(deploy_dir) as tmp:
         (tmp / "model.py").write_text(model_text)
         save_file(weights, str(tmp / "weights.safetensors"), metadata={"network": manifest["network"]})
         (tmp / "model.ir").write_text(print_graph(inference, "dce"))
@@ -162,9 +183,17 @@ def export_run(run_dir: str | Path, deploy_dir: str | Path, checkpoint: str | Pa
             from snnc.nir_export import write_nir
 
             info["nir"] = write_nir(inference, deploy_modules, weights, tmp / "model.nir", **(nir_options or {}))
+        if data is not None:
+            from snnc.export_check import check_deployed
+
+            info["check"] = {"data": check_data, **check_deployed(train, state, tmp, data)}
         (tmp / "manifest.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-        replace_folder(tmp, deploy_dir, "weights.safetensors")
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return {"deploy_dir": str(deploy_dir), **info}
+
+
+def _input_contract(manifest: dict) -> dict:
+    """How inputs are fed: the preprocessing of raw samples, and the time encoding."""
+    kind = manifest["input"]["kind"]
+    return {"preprocess": (manifest.get("data") or {}).get("preprocess"),
+            "encoding": "direct: the same (preprocessed) image is the input at each of the T steps" if kind == "image"
+            else "event frames [T, B, C, H, W], one frame per step"}

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from snnc.backends.torch.render import render_model
+from snnc.diagnostics import SnncError
 from snnc.ir.graph import Graph
 
 _counter = itertools.count()
@@ -131,3 +133,37 @@ def compare(train_model, train_modules: dict[str, str], deployed, deploy_modules
 def deployed_model(deploy_dir: Path):
     module = load_module(Path(deploy_dir) / "model.py", "snnc_deployed")
     return module.load_model(), module
+
+
+def load_check_data(spec: str, manifest: dict):
+    """The data of `--check-data SPEC`, refused unless its samples fit the run's network."""
+    from snnc.runtime import data as datasets
+
+    if manifest["input"]["kind"] == "events":
+        raise SnncError("--check-data works on image networks; check event models in Python "
+                        "(snnc.export_check.compare)")
+    dims = tuple(manifest["input"]["dims"])
+    data = datasets.reshape_synthetic(datasets.load(spec), dims, manifest["classes"])
+    if data.sample_shape != dims:
+        raise SnncError(f"--check-data {spec} gives samples of shape {list(data.sample_shape)}, but "
+                        f"{manifest['network']} expects {list(dims)}")
+    if data.classes != manifest["classes"]:
+        raise SnncError(f"--check-data {spec} has {data.classes} classes, {manifest['network']} {manifest['classes']}")
+    return data
+
+
+def check_deployed(train: Graph, state: dict, deploy_dir: Path, data) -> dict:
+    """Test accuracy of the deployed folder, its agreement with the training model and the tie rate.
+
+    What is checked is deploy_dir/model.py with its weights.safetensors, against the training
+    model regenerated from the run's IR with the checkpoint loaded."""
+    deployed, module = deployed_model(deploy_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_model, train_modules = training_model(train, state["model"], Path(tmp))
+        result = compare(train_model, train_modules, deployed, module.NODE_MODULES, data.test_x)
+    preds = module.predict(deployed, data.test_x)
+    return {"checked": "model.py with weights.safetensors", "samples": result.samples,
+            "test_acc": float((preds == data.test_y).float().mean()), "agreement": result.prediction_agreement,
+            "tie_rate": result.tie_rate, "spikes": result.spikes, "differing": result.differing,
+            "cascaded": result.cascaded,
+            "trained_test_acc": float((state.get("metrics") or {}).get("test_acc", float("nan")))}

@@ -118,8 +118,17 @@ def nir_nodes(graph: Graph, modules: dict[str, str], weights: dict[str, torch.Te
                 r = 1.0 if a["decay_input"] else tau / dt
                 nodes[key] = nir.LIF(tau=np.full(feats, tau, np.float32), r=np.full(feats, r, np.float32),
                                      v_leak=zeros, v_threshold=vth, v_reset=zeros)
-        elif node.op in ("maxpool", "affine"):
-            refuse(node, f"{node.op}")
+        elif node.op == "maxpool":
+            # Dropping it would change the shape that follows; an average pool keeps every shape
+            # (NIR's type inference checks them) and is the nearest op NIR has.
+            refuse(node, "max pooling")
+            warnings[-1] = (f"%{node.name}: max pooling exported as average pooling (--lossy): the next layer "
+                            f"sees the spike rate of each window, not its maximum")
+            k, s_, p_ = a["k"], a["stride"], a["pad"]
+            nodes[key] = nir.AvgPool2d(kernel_size=np.array([k, k]), stride=np.array([s_, s_]),
+                                       padding=np.array([p_, p_]))
+        elif node.op == "affine":
+            refuse(node, "a per-channel affine map (a BN with nothing to fold into)")
             sources[node.name] = ins
             continue
         else:

@@ -67,7 +67,7 @@ def test_compile_replaces_its_own_folder_but_not_others(tmp_path):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(SnncError, match="not an snnc output folder"):
+    with pytest.raises(SnncError, match="holds files that snnc did not write"):
         compile_to(ROOT / "models" / "digits.snn", "sdt", other)
     assert (other / "notes.txt").read_text() == "keep me"
 

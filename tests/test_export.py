@@ -1,7 +1,6 @@
 """snnc export: files, equivalence with the training model, tie rate, NIR, bad input."""
 
 import json
-import math
 import shutil
 
 import pytest
@@ -36,7 +35,9 @@ def test_export_writes_a_standalone_folder(digits_run, tmp_path):
     assert imports <= {"json", "pathlib", "torch"}, imports
     assert "surrogate" not in (tmp_path / "deploy" / "model.ir").read_text()
     m = json.loads((tmp_path / "deploy" / "manifest.json").read_text())
-    assert m["T"] == 4 and m["classes"] == 10 and m["input"] == {"kind": "image", "dims": [1, 8, 8]}
+    assert m["T"] == 4 and m["classes"] == 10 and m["kind"] == "deploy"
+    assert m["input"]["kind"] == "image" and m["input"]["dims"] == [1, 8, 8]
+    assert m["input"]["preprocess"]["scale"] == 1 / 16 and m["input"]["encoding"].startswith("direct")
     assert m["metrics"]["test_acc"] == info["metrics"]["test_acc"] and len(m["source_sha256"]) == 64
 
 
@@ -212,13 +213,41 @@ def test_bad_runs_give_clear_errors_and_write_nothing(digits_run, tmp_path):
     fails(old, "compiled by snnc 0.0.1")
 
 
-def test_cli_export_and_check(digits_run, tmp_path):
-    r = snnc("export", str(digits_run), "-o", str(tmp_path / "d"), "--check-data", "digits")
+def _independent_predictions(run, deploy, tmp_path, x, dtype=torch.float32):
+    """(training model's eval predictions, deployed predictions) computed here, not by the check."""
+    from snnc.export import load_run
+
+    train, _, state = load_run(run)
+    net, _ = training_model(train, state["model"], tmp_path)
+    deployed, _ = deployed_model(deploy)
+    with torch.no_grad():
+        trained = net(x)[0].mean(0).argmax(-1)
+        shipped = deployed(x.to(dtype)).float().mean(0).argmax(-1)
+    return trained, shipped
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_cli_export_check_records_what_it_measured(digits_run, tmp_path, dtype):
+    r = snnc("export", str(digits_run), "-o", str(tmp_path / "d"), "--check-data", "digits", "--dtype", dtype)
     assert r.returncode == 0, r.stderr
-    assert "predictions agree with the training model on 100.00%" in r.stdout
+    check = json.loads((tmp_path / "d" / "manifest.json").read_text())["check"]
+    data = digits()
+    trained, shipped = _independent_predictions(digits_run, tmp_path / "d", tmp_path, data.test_x,
+                                                torch.float16 if dtype == "fp16" else torch.float32)
+    n = len(data.test_y)
+    agreement = int((trained == shipped).sum()) / n
+    assert check["agreement"] == pytest.approx(agreement, abs=1e-6)
+    assert check["test_acc"] == pytest.approx(int((shipped == data.test_y).sum()) / n, abs=1e-6)
+    assert check["samples"] == len(data.test_y) and check["data"] == "digits"
+    assert f"on {100 * agreement:.2f}% of {len(data.test_y)} samples" in r.stdout
+    if dtype == "fp32":
+        assert agreement == 1.0  # the promise of an fp32 export: the trained model's predictions
+
+
+def test_cli_export_of_a_missing_run_is_a_diagnostic(tmp_path):
     r = snnc("export", str(tmp_path / "missing"), "-o", str(tmp_path / "e"))
     assert r.returncode == 1 and "no run folder" in r.stderr and "Traceback" not in r.stderr
-    assert math.isfinite(1.0)
+    assert not (tmp_path / "e").exists()
 
 
 @pytest.mark.parametrize("recipe", ["sdt", "tet", "sml", "sml+tet", "cpng+tet", "msg+two", "sml+tet+two",

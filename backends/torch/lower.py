@@ -11,6 +11,7 @@ unflatten; `mean_t` yields [B, ...]; the returned output is [T, B, classes].
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -68,12 +69,22 @@ class ModelContext:
     decode: str | None = None
 
 
+def float_literal(value) -> str:
+    """The one way a float enters generated code: finite, spelled by repr()."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"refusing to emit the non-finite number {value!r} into generated code")
+    return repr(value)
+
+
 def _r(value) -> str:
     """A literal for a number, bool or catalog string."""
     if isinstance(value, bool) or value is None:
         return repr(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return repr(value)
+    if isinstance(value, float):
+        return float_literal(value)
     if isinstance(value, str) and value.isidentifier():
         return repr(value)
     raise ValueError(f"refusing to emit {value!r} into generated code")
@@ -197,7 +208,7 @@ _SURROGATE_RE = re.compile(r"[a-z]+\((?:[a-z_]+=[-+0-9.e]+(?:, )?)*\)\Z")
 
 def _surrogate_literal(sg) -> str:
     """`'arctan(beta=2.0)'`: a catalog name and numbers, checked before it is emitted."""
-    text = f"{sg.name}(" + ", ".join(f"{k}={float(v)!r}" for k, v in sg.params) + ")"
+    text = f"{sg.name}(" + ", ".join(f"{k}={float_literal(v)}" for k, v in sg.params) + ")"
     if not _SURROGATE_RE.match(text):
         raise ValueError(f"refusing to emit surrogate {text!r}")
     return repr(text)

@@ -10,7 +10,8 @@ import jinja2
 
 from snnc import __version__
 from snnc.ir.graph import Graph
-from snnc.backends.torch.lower import lower_model
+from snnc.backends.torch.lower import float_literal, lower_model
+from snnc.diagnostics import SnncError
 from snnc.names import comment_text
 
 
@@ -58,7 +59,7 @@ def _checked(text: str, what: str) -> str:
 
 
 def _f(x) -> str:
-    return repr(float(x))
+    return float_literal(x)
 
 
 def loss_code(graph: Graph) -> tuple[str, str]:
@@ -102,7 +103,21 @@ def render_train(graph: Graph, source: str, recipe: str, slug: str) -> str:
     return text
 
 
-def render_deploy(graph: Graph, source: str, recipe: str) -> tuple[str, dict[str, str]]:
+def _preprocess_literals(preprocess: dict | None, channels: int) -> dict | None:
+    """Checked literals of x = (raw * scale - mean[c]) / std[c], or None when the run recorded none."""
+    if preprocess is None:
+        return None
+    scale, mean, std = preprocess.get("scale"), preprocess.get("mean"), preprocess.get("std")
+    ok = (isinstance(scale, (int, float)) and scale > 0 and all(isinstance(v, list) and len(v) in (1, channels)
+          and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in (mean, std))
+          and all(x > 0 for x in std))
+    if not ok:
+        raise SnncError("the run manifest's data.preprocess is malformed", hint="restore manifest.json, or retrain")
+    return {"scale": _f(scale), "mean": "(" + ", ".join(_f(x) for x in mean) + ",)",
+            "std": "(" + ", ".join(_f(x) for x in std) + ",)", "raw": comment_text(str(preprocess.get("raw", "")))}
+
+
+def render_deploy(graph: Graph, source: str, recipe: str, preprocess: dict | None = None) -> tuple[str, dict[str, str]]:
     """(the standalone inference model.py, its IR node -> module attribute map)."""
     ctx = lower_model(graph, deploy=True)
     inp = graph.node("x")
@@ -113,6 +128,7 @@ def render_deploy(graph: Graph, source: str, recipe: str) -> tuple[str, dict[str
         input_dims_tuple=repr(tuple(int(d) for d in inp.attrs["dims"])),
         classes=int(graph.node(graph.output).shape[-1]), decoded=bool(graph.of_op("time_weights")),
         node_modules=[(repr(k), repr(v)) for k, v in ctx.node_modules.items()],
-        modules=ctx.modules, lines=ctx.lines, output=ctx.output)
+        modules=ctx.modules, lines=ctx.lines, output=ctx.output,
+        preprocess=_preprocess_literals(preprocess, int(inp.attrs["dims"][0])))
     compile(text, "model.py", "exec")
     return text, ctx.node_modules

@@ -23,13 +23,28 @@ def _add_recipes(sub, common):
     p.set_defaults(func=cmd_recipes)
 
 
+def data_hint(graph) -> str:
+    """A --data spec that fits the network's input: the embedded digits where the shape allows."""
+    inp = graph.node("x").attrs
+    dims, classes = tuple(inp["dims"]), graph.node(graph.output).shape[-1]
+    if inp["kind"] == "events":
+        return "dvs:PATH"
+    if dims == (1, 8, 8) and classes == 10:
+        return "digits"
+    if dims == (3, 32, 32) and classes in (10, 100):
+        return f"cifar{classes}:PATH"
+    return "synthetic"
+
+
 def cmd_compile(args) -> int:
     from snnc.compiler import compile_to
 
-    compiled = compile_to(args.file, args.recipe, args.out, overrides(args), args.backend, fuse=not args.no_fuse)
+    compiled = compile_to(args.file, args.recipe, args.out, overrides(args), args.backend, fuse=not args.no_fuse,
+                          force=args.force)
     print(f"compiled {compiled.graph.network} with {compiled.recipe.slug()} into {args.out}/ "
           f"({len(compiled.stages)} IR dumps, model.py, train.py)")
-    print(f"train it with: snnc train {args.out} --data digits   (or: python {args.out}/train.py --help)")
+    print(f"train it with: snnc train {args.out} --data {data_hint(compiled.graph)}   "
+          f"(or: python {args.out}/train.py --help)")
     return 0
 
 
@@ -39,7 +54,9 @@ def _add_compile(sub, common):
                                    "train.py and manifest.json.")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--recipe", default="sdt", help="e.g. sml+tet or 'sml(n=3)+tet(lam=0.001)' (default: sdt)")
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (replaced if it exists)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR",
+                   help="output folder; an earlier build folder there is replaced, anything else is refused")
+    p.add_argument("--force", action="store_true", help="also replace a run or deploy folder at DIR (deletes it)")
     p.add_argument("--backend", choices=("auto", "triton", "torch"), default="auto",
                    help="LIF kernels: auto = Triton on CUDA, PyTorch on the CPU (default: auto)")
     p.add_argument("--no-fuse", action="store_true", help="keep BN and LIF as separate ops")
@@ -64,7 +81,28 @@ def run_train_script(build_dir: str | Path, argv: list[str]) -> int:
     return 0
 
 
+TRAIN_USAGE = """usage: snnc train DIR [train.py options]
+
+Runs DIR/train.py (written by snnc compile) with the options that follow:
+`snnc train DIR --epochs 5` is `python DIR/train.py --epochs 5`.
+`snnc train DIR --help` shows the options of that folder's train.py.
+The options every train.py takes, with their defaults:
+"""
+
+
+def _generic_train_help() -> str:
+    from snnc.runtime.options import TrainSpec, make_parser
+
+    spec = TrainSpec(network="NETWORK", recipe="RECIPE", slug="RECIPE", T=4, input_kind="image", input_dims=(1,),
+                     classes=10, lif_layers=[])
+    help_text = make_parser(spec).format_help()
+    return TRAIN_USAGE + help_text[help_text.index("\noptions:"):] if "\noptions:" in help_text else help_text
+
+
 def cmd_train(args) -> int:
+    if args.dir in (None, "-h", "--help"):
+        print(_generic_train_help(), end="")
+        return 0
     return run_train_script(args.dir, args.train_args)
 
 
@@ -73,7 +111,7 @@ def _add_train(sub, common):
                        description="Run DIR/train.py with the remaining arguments: `snnc train DIR --epochs 5` is "
                                    "`python DIR/train.py --epochs 5`. See `snnc train DIR --help`.",
                        add_help=False)
-    p.add_argument("dir", metavar="DIR")
+    p.add_argument("dir", metavar="DIR", nargs="?", help="a folder written by snnc compile")
     p.add_argument("train_args", nargs="...", help="options for train.py (e.g. --data digits --epochs 5)")
     p.set_defaults(func=cmd_train)
 
@@ -87,18 +125,33 @@ def _free_folder(base: Path) -> Path:
     return Path(f"{base}-{i}")
 
 
+# `snnc run` options passed on to train.py when given; train.py's own defaults apply otherwise
+# (snnc/runtime/options.py), so `snnc run` and `snnc train DIR` train alike.
+RUN_TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "seed")
+
+
 def cmd_run(args) -> int:
     from snnc.compiler import write_compiled
+    from snnc.outputs import check_run_folder
     from snnc.pipeline import compile_source
 
     compiled = compile_source(args.file, overrides(args), recipe=args.recipe)
     build = Path(args.build_dir or Path("build") / f"{compiled.graph.network}-{compiled.recipe.slug()}")
-    write_compiled(compiled, build, overrides(args))
     run_dir = Path(args.out) if args.out else _free_folder(Path("runs") / f"{compiled.graph.network}-"
                                                                            f"{compiled.recipe.slug()}")
+    if check_run_folder(run_dir) == "run" and not {"--resume", "--force"} & set(args.extra):
+        raise SnncError(f"{run_dir} already holds a run", hint="choose another --out, or pass -- --force to start "
+                                                               "it over (-- --resume to continue it)")
+    if "time_stages" in compiled.graph.attrs and args.epochs is not None:
+        raise SnncError("--epochs conflicts with the tit schedule in the recipe",
+                        hint="set the epochs of each stage in tit(stages=[(T, epochs), ...])")
+    write_compiled(compiled, build, overrides(args))
     print(f"[1/3] compiled {compiled.graph.network} with {compiled.recipe.canonical()} into {build}/")
-    train_argv = ["--data", args.data, "--epochs", str(args.epochs), "--out", str(run_dir),
-                  "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed)] + args.extra
+    train_argv = ["--data", args.data, "--out", str(run_dir)]
+    for name in RUN_TRAIN_OPTIONS:
+        if getattr(args, name) is not None:
+            train_argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    train_argv += args.extra
     print(f"[2/3] training: python {build}/train.py {' '.join(train_argv)}")
     code = run_train_script(build, train_argv)
     if code != 0:
@@ -107,30 +160,31 @@ def cmd_run(args) -> int:
 
 
 def export_after_run(run_dir: Path, args) -> int:
-    from snnc.cli.export_command import evaluate_export
     from snnc.export import export_run
 
     deploy = run_dir / "deploy"
-    export_run(run_dir, deploy)
-    r = evaluate_export(run_dir, deploy, args.data)
+    check = export_run(run_dir, deploy, check_data=args.data)["check"]
     print(f"[3/3] exported {deploy}/ (model.py imports only torch): deployed test accuracy "
-          f"{100 * r['test_acc']:.2f}%, trained {100 * r['trained_test_acc']:.2f}%; predictions agree on "
-          f"{100 * r['agreement']:.2f}%, tie rate {r['tie_rate']:.1e} ({r['differing']} of {r['spikes']} spikes "
-          f"flip at the threshold after BN folding)")
+          f"{100 * check['test_acc']:.2f}%, trained {100 * check['trained_test_acc']:.2f}%; predictions agree on "
+          f"{100 * check['agreement']:.2f}%, tie rate {check['tie_rate']:.1e} ({check['differing']} of "
+          f"{check['spikes']} spikes flip at the threshold after BN folding)")
     return 0
 
 
 def _add_run(sub, common):
+    from snnc.runtime.options import DEFAULTS
+
     p = sub.add_parser("run", parents=[common], help="compile, train and export in one go",
                        description="Compile FILE with a recipe, train it briefly and export the deployable model. "
                                    "Options after -- go to train.py: snnc run FILE -- --lr 0.01")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--recipe", default="sdt", help="(default: sdt)")
     p.add_argument("--data", default="digits", help="(default: digits, bundled with scikit-learn)")
-    p.add_argument("--epochs", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
-    p.add_argument("--lr", type=float, default=0.01, help="peak AdamW learning rate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--epochs", type=int, help=f"(default: train.py's, {DEFAULTS['epochs']}; a tit recipe sets its own)")
+    p.add_argument("--batch-size", type=int, help=f"(default: train.py's, {DEFAULTS['batch_size']})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default: train.py's, {DEFAULTS['lr']:g} with "
+                                            f"{DEFAULTS['optimizer']})")
+    p.add_argument("--seed", type=int, help=f"(default: train.py's, {DEFAULTS['seed']})")
     p.add_argument("--build-dir", metavar="DIR", help="where to compile (default: build/NETWORK-RECIPE)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/NETWORK-RECIPE[-N])")
     add_set_option(p)

@@ -55,9 +55,15 @@ class TimeWeights(nn.Module):
         super().__init__()
         self.register_buffer("f", torch.ones(T))
 
+    def set_time_steps(self, T: int) -> None:
+        """A TIT stage with another T starts from uniform weights (the old f has no meaning there)."""
+        if self.f.numel() != T:
+            self.f = torch.ones(T, device=self.f.device, dtype=self.f.dtype)
+
     def forward(self, O: Tensor) -> Tensor:
-        if O.shape[0] != self.f.numel():  # TIT changed T: start from uniform weights again
-            self.f = torch.ones(O.shape[0], device=O.device, dtype=self.f.dtype)
+        if O.shape[0] != self.f.numel():
+            raise ValueError(f"TWO's output weights are for T={self.f.numel()}, the output has {O.shape[0]} steps; "
+                             f"set the model's T with snnc.runtime.setup.set_time_steps(model, T)")
         return O * self.f.to(O.dtype).view(-1, *([1] * (O.dim() - 1)))
 
 

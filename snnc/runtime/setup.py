@@ -33,6 +33,14 @@ def stages_of(spec: TrainSpec, args) -> list[Stage]:
     return out
 
 
+def set_time_steps(model, T: int) -> None:
+    """Runs `model` at T steps: its T, and per-step state such as TWO's weights (uniform again at a new T)."""
+    model.T = T
+    for module in model.modules():
+        if hasattr(module, "set_time_steps"):
+            module.set_time_steps(T)
+
+
 def stage_at(stages: list[Stage], epoch: int) -> int:
     for i, s in enumerate(stages):
         if epoch < s.first_epoch + s.epochs:

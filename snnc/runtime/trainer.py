@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from snnc.diagnostics import SnncError, render
 from snnc.losses import predict
+from snnc import outputs, runfolder
 from snnc.runtime import checkpoint, distributed as dist, setup
 from snnc.runtime.hooks import CPNGHook, TWOHook
 from snnc.runtime.options import TrainSpec, make_parser, validate
@@ -41,7 +42,6 @@ from snnc.runtime.progress import Progress
 
 EXIT_TERMINATED = 143
 DUMP_ENV = "SNNC_DUMP_RANK_STATE"
-BUILD_FILES = ("model.ir", "manifest.json")  # copied into the run folder for `snnc report` and export
 
 
 @dataclass
@@ -77,6 +77,8 @@ class Trainer:
     def __init__(self, spec: TrainSpec, build_model, compute_loss, args):
         self.spec, self.args, self.compute_loss = spec, args, compute_loss
         self.build_dir = _build_dir(build_model)
+        manifest = self._build_file("manifest.json")
+        self.build_params = runfolder.read_manifest(manifest).get("params") if manifest else None
         self.device = setup.device_for(args)
         self.world = dist.init(str(self.device))
         if self.device.type == "cuda":
@@ -116,13 +118,54 @@ class Trainer:
                                  num_workers=args.workers, drop_last=False)
 
     # -- checkpoints
-    def _prepare_run_dir(self) -> None:
+    def _check_run_dir(self) -> dict | None:
+        """Everything about RUN_DIR that could refuse this run, checked before anything is written.
+
+        Returns the checkpoint to resume from (None for a new run)."""
+        outputs.check_run_folder(self.out)
         ckpt = self.out / "checkpoint.pt"
         if self.args.resume and not ckpt.exists():
             raise SnncError(f"--resume: {self.out} has no checkpoint.pt", hint="drop --resume to start a new run")
         if not self.args.resume and ckpt.exists() and not self.args.force:
             raise SnncError(f"{self.out} already holds a run", hint="--resume continues it, --force starts over, "
                                                                      "--out picks another folder")
+        if not self.args.resume:
+            return None
+        ck = checkpoint.load(ckpt)
+        self._check_compatible(ck, ckpt)
+        return ck
+
+    def _build_file(self, name: str) -> Path | None:
+        path = self.build_dir / name if self.build_dir is not None else None
+        return path if path is not None and path.is_file() else None
+
+    def _check_compatible(self, ck: dict, path: Path) -> None:
+        """Refuses a checkpoint that another network, recipe or parameter set wrote, naming what differs."""
+        def read(folder_file, reader):
+            return reader(folder_file) if folder_file is not None and folder_file.is_file() else None
+
+        build_ir = read(self._build_file("model.ir"), runfolder.read_ir)
+        runfolder.check_checkpoint(ck, path, build_ir)
+        diffs = runfolder.compatibility(
+            read(self.out / "manifest.json", runfolder.read_manifest), ck,
+            read(self._build_file("manifest.json"), runfolder.read_manifest), self.spec.network, self.spec.recipe,
+            read(self.out / "model.ir", runfolder.read_ir), build_ir)
+        if diffs:
+            raise SnncError(f"{self.out} was trained by another build and cannot be resumed with this one: "
+                            + "; ".join(diffs),
+                            hint="resume with the build that started the run, use --out for a new run, "
+                                 "or --force to start this one over")
+        if int(ck.get("batch") or 0) and ck.get("world_size") != self.world.size:
+            raise SnncError(f"{path} was saved in the middle of an epoch by {ck.get('world_size')} process(es); "
+                            f"this run has {self.world.size}",
+                            hint=f"resume with the same number of processes ({ck.get('world_size')})")
+        setup.set_time_steps(self.model, int(ck.get("T", self.spec.T)))  # TIT: the stage the run stopped in
+        mismatch = runfolder.shape_difference(ck["model"], self.model.state_dict())
+        if mismatch:
+            raise SnncError(f"{path} does not fit this network: {mismatch}",
+                            hint="resume with the build that started the run, or use --out for a new run")
+
+    def _prepare_run_dir(self) -> None:
         dist.barrier()  # every rank has checked before rank 0 changes anything
         if self.world.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -131,17 +174,27 @@ class Trainer:
                 for name in ("checkpoint.pt", "metrics.jsonl"):
                     if (self.out / name).exists():
                         (self.out / name).unlink()
-            self._copy_build_files()
+            self._write_run_files()
         dist.barrier()
 
-    def _copy_build_files(self) -> None:
-        if self.build_dir is None:
+    def schedule(self) -> list[dict]:
+        return [{"T": s.T, "epochs": s.epochs, "lr": s.lr} for s in self.stages]
+
+    def _write_run_files(self) -> None:
+        """RUN_DIR/model.ir and a run manifest (the build's, plus the schedule this run trains).
+
+        A resumed run keeps its own files: they were checked against this build above."""
+        if self.args.resume and (self.out / "model.ir").is_file() and (self.out / "manifest.json").is_file():
             return
-        for name in BUILD_FILES:
-            if (self.build_dir / name).is_file():
-                tmp = self.out / f".{name}.tmp-{os.getpid()}"
-                tmp.write_bytes((self.build_dir / name).read_bytes())
-                os.replace(tmp, self.out / name)
+        ir, manifest = self._build_file("model.ir"), self._build_file("manifest.json")
+        if ir is None or manifest is None:
+            return
+        tmp = self.out / f".model.ir.tmp-{os.getpid()}"
+        tmp.write_bytes(ir.read_bytes())
+        os.replace(tmp, self.out / "model.ir")
+        run = {**runfolder.read_manifest(manifest), "kind": "run", "schedule": self.schedule(),
+               "build_dir": str(self.build_dir), "data": {"spec": self.args.data, "preprocess": self.data.preprocess}}
+        runfolder.write_json_atomic(self.out / "manifest.json", run)
 
     def _partial_totals(self) -> tuple[list[float], list[float]]:
         """This epoch's running sums and TWO counts so far, summed over ranks (for a checkpoint)."""
@@ -164,6 +217,7 @@ class Trainer:
                       "two_partial": two_partial},
             "rng": torch.get_rng_state(), "metrics": self.state.last,
             "world_size": self.world.size, "seed": self.args.seed,
+            "params": self.build_params, "schedule": self.schedule(),
         }
 
     def _save(self, opt, sched, stage: int) -> None:
@@ -173,16 +227,8 @@ class Trainer:
                                    self.out / "checkpoint.pt")
         dist.barrier()
 
-    def _restore(self) -> dict:
+    def _restore(self, ck: dict) -> None:
         path = self.out / "checkpoint.pt"
-        ck = checkpoint.load(path)
-        if ck.get("network") != self.spec.network or ck.get("recipe") != self.spec.recipe:
-            raise SnncError(f"{path} belongs to {ck.get('network')} with {ck.get('recipe')}, "
-                            f"not {self.spec.network} with {self.spec.recipe}", hint="use --out for a new run")
-        if int(ck.get("batch") or 0) and ck.get("world_size") != self.world.size:
-            raise SnncError(f"{path} was saved in the middle of an epoch by {ck.get('world_size')} process(es); "
-                            f"this run has {self.world.size}",
-                            hint=f"resume with the same number of processes ({ck.get('world_size')})")
         try:
             self.model.load_state_dict(ck["model"])
         except RuntimeError as exc:
@@ -193,7 +239,6 @@ class Trainer:
             raise SnncError(f"{path} is incomplete ({exc.__class__.__name__}: {str(exc)[:100]})",
                             hint="it was not written by this version of snnc; start over with --force") from None
         self._repair_metrics(self.state.epoch, self.state.last)
-        return ck
 
     def _restore_state(self, ck: dict) -> None:
         # Checkpoints hold the running sums of all ranks together: rank 0 continues from them, the others from 0.
@@ -343,8 +388,10 @@ class Trainer:
         return record
 
     def run(self) -> int:
+        ck = self._check_run_dir()
         self._prepare_run_dir()
-        ck = self._restore() if self.args.resume else None
+        if ck is not None:
+            self._restore(ck)
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,)} \
             if threading_main() else {}
         opt = sched = None
@@ -357,7 +404,7 @@ class Trainer:
                 if idx != stage_idx:
                     stage_idx = idx
                     stage = self.stages[idx]
-                    self.model.T = stage.T
+                    setup.set_time_steps(self.model, stage.T)
                     steps = stage.epochs * len(self.loader)
                     warm = self.args.warmup_epochs * len(self.loader) if idx == 0 else 0
                     opt = setup.make_optimizer(self.model, self.args, stage.lr)
