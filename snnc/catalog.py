@@ -1,4 +1,4 @@
-"""Neurons, surrogate gradients and norms: spellings, parameters and defaults (METHODS.md §1, §2, §9)."""
+"""Neurons, surrogate gradients and norms: spellings, parameters and defaults (docs/methods.md §1, §2, §9)."""
 
 from __future__ import annotations
 

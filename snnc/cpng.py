@@ -1,4 +1,4 @@
-"""CPNG math (METHODS §7): the proportion chi of membrane potentials inside the
+"""CPNG math (docs/methods.md §7): the proportion chi of membrane potentials inside the
 surrogate's support, and the beta that gives a target chi."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def solve_beta(chi_target: float, mu: float, sigma: float, vth: float = 1.0, sur
 
 
 class ChiRecord:
-    """The once-per-epoch update rule of METHODS §7 for one layer."""
+    """The once-per-epoch update rule of docs/methods.md §7 for one layer."""
 
     def __init__(self, chi_limit: float = 0.2):
         self.chi_limit = chi_limit

@@ -102,7 +102,7 @@ def deploy_weights(inference: Graph, train_modules: dict[str, str], deploy_modul
         p = f"{train_modules[bn_name]}."
         gamma, beta = _tensor(state, p + "weight", (channels,)), _tensor(state, p + "bias", (channels,))
         mean, var = _tensor(state, p + "running_mean", (channels,)), _tensor(state, p + "running_var", (channels,))
-        k = gamma * scale / torch.sqrt(var + eps)   # METHODS §9, in float64 to keep rounding at the threshold rare
+        k = gamma * scale / torch.sqrt(var + eps)   # docs/methods.md §9, in float64 to keep rounding at the threshold rare
         return k, beta, mean
 
     for node in inference.nodes:

@@ -1,4 +1,4 @@
-"""The recipe losses (METHODS §4, §6), usable from any training loop.
+"""The recipe losses (docs/methods.md §4, §6), usable from any training loop.
 
 `O` is the network output `[T, B, K]`, `y` the labels `[B]`, `aux` a list of
 surrogate-module logits `[B, K]`.
@@ -39,13 +39,13 @@ def tet(O: Tensor, y: Tensor, lam: float = 0.05, phi: float = 1.0) -> Tensor:
 
 
 def _klt(a: Tensor, b: Tensor, tdis: float) -> Tensor:
-    """KLDiv(log_softmax(a/tdis), softmax(detach(b)/tdis)), batchmean, no tdis^2 factor (METHODS §6)."""
+    """KLDiv(log_softmax(a/tdis), softmax(detach(b)/tdis)), batchmean, no tdis^2 factor (docs/methods.md §6)."""
     return F.kl_div(F.log_softmax(a / tdis, dim=1), F.softmax(b.detach() / tdis, dim=1), reduction="batchmean")
 
 
 def sml(O: Tensor, aux: Sequence[Tensor], y: Tensor, alpha: float = 0.5, lam: float = 0.9, tdis: float = 3.0,
         inner: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
-    """Surrogate-module learning loss (authors' `SBDistillationLoss`, METHODS §6).
+    """Surrogate-module learning loss (authors' `SBDistillationLoss`, docs/methods.md §6).
 
     L_cls = (L_snn + alpha * sum_i CE(y_i, y)) / (1 + N alpha), with L_snn = CE(mean_t O, y) or
     `inner(O, y)` (e.g. functools.partial(tet, lam=0.05) under sml+tet);
@@ -68,5 +68,5 @@ def tet_inner(lam: float = 0.05, phi: float = 1.0) -> Callable[[Tensor, Tensor],
 
 
 def predict(O: Tensor) -> Tensor:
-    """The prediction rule of every recipe: argmax of mean_t O[t] (METHODS §1)."""
+    """The prediction rule of every recipe: argmax of mean_t O[t] (docs/methods.md §1)."""
     return O.mean(0).argmax(1)

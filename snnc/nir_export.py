@@ -1,6 +1,6 @@
 """NIR export of an inference graph (https://neuroir.org), written as HDF5 with `nir.write`.
 
-LIF with time step dt (METHODS §1 with NIR's tau dv/dt = (v_leak - v) + r I, Euler):
+LIF with time step dt (docs/methods.md §1 with NIR's tau dv/dt = (v_leak - v) + r I, Euler):
     decay = 1 - dt/tau      ->  tau = dt / (1 - decay)
     input scale dt*r/tau    ->  r = tau/dt (= 1/(1 - decay)) for h = decay v + x,
                                 r = 1 for decay_input (h = decay v + (1 - decay) x)

@@ -1,4 +1,4 @@
-"""CPNG math (METHODS §7): chi against sampling, bisection accuracy, the epoch update rule."""
+"""CPNG math (docs/methods.md §7): chi against sampling, bisection accuracy, the epoch update rule."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""snnc.losses against independent, loop-by-loop computations of METHODS §4 and §6."""
+"""snnc.losses against independent, loop-by-loop computations of docs/methods.md §4 and §6."""
 
 import functools
 

@@ -29,7 +29,7 @@ def bn_then_reference(x, weight, bias, running, training, momentum, eps, scale, 
     with torch.no_grad():
         bn.running_mean.copy_(running[0])
         bn.running_var.copy_(running[1])
-    # BN's own affine is off: weight and bias are applied after the tdBN factor, as METHODS §9 writes.
+    # BN's own affine is off: weight and bias are applied after the tdBN factor, as docs/methods.md §9 writes.
     bn.weight, bn.bias = None, None
     bn.affine = False
     xhat = bn(x.reshape(T * B, *x.shape[2:])).view(x.shape)

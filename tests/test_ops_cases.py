@@ -131,7 +131,7 @@ def test_inputs_fire_often_and_reach_every_support(surrogate, form):
     assert (g > 1e-3).double().mean().item() > 0.2  # many h inside the support
 
 
-# --- MSG masks seen through the backward (METHODS §3) -----------------------------------
+# --- MSG masks seen through the backward (docs/methods.md §3) -----------------------------------
 
 # With a soft, detached reset and decay_input off, the backward is
 #   dL/dx[t] = g[t] * keep[t] * dL/ds[t] + decay * dL/dx[t+1],

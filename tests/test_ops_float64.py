@@ -1,10 +1,10 @@
 """float64 is exact: parameters that are not float32 numbers (0.3) against a float64 reference
-written here from METHODS.md §1-§3, sharing no code with snnc.
+written here from docs/methods.md §1-§3, sharing no code with snnc.
 
 The reference is a plain autograd loop. The spike uses the straight-through form
 s = H(z) + (z*g - detach(z*g)) with g = detach(g(z)): its value is exactly H(z) and
-its derivative is exactly g(z), so autograd alone gives METHODS' backward.
-The inputs include exact ties h = vth, which fire (METHODS §1: fire on h >= vth);
+its derivative is exactly g(z), so autograd alone gives the backward of docs/methods.md.
+The inputs include exact ties h = vth, which fire (docs/methods.md §1: fire on h >= vth);
 a vth rounded to float32 on the way (0.3 -> 0.30000001) would not fire there.
 """
 
@@ -24,7 +24,7 @@ SURROGATES = {"triangle": [0.3], "rectangle": [0.7], "arctan": [0.3], "dspike": 
 
 
 def g_methods(name, z, params):
-    """The surrogate table of METHODS §2, z = h - vth."""
+    """The surrogate table of docs/methods.md §2, z = h - vth."""
     if name == "triangle":
         (beta,) = params
         return beta * torch.clamp(1 - beta * z.abs(), min=0)
@@ -43,7 +43,7 @@ def g_methods(name, z, params):
 
 
 def lif_methods(x, *, decay, vth, reset, decay_input, detach_reset, surrogate, params, keep=None, keep_scale=1.0):
-    """METHODS §1-§3 as an autograd loop; `keep` [T, ...] bool is the MSG mask (kept gradients times keep_scale)."""
+    """docs/methods.md §1-§3 as an autograd loop; `keep` [T, ...] bool is the MSG mask (kept gradients times keep_scale)."""
     v = torch.zeros_like(x[0])
     out = []
     for t in range(x.shape[0]):

@@ -98,7 +98,7 @@ def test_stats_are_population_moments_of_h():
     torch.testing.assert_close(stats["spike_rate"].double(), spikes.detach().mean(), rtol=1e-6, atol=0)
 
 
-# --- MSG masks (METHODS §3) -------------------------------------------------------------
+# --- MSG masks (docs/methods.md §3) -------------------------------------------------------------
 
 def test_same_seed_gives_same_gradients_and_other_seeds_differ():
     x = make_input(4, (3, 37))

@@ -1,4 +1,4 @@
-"""MSG (METHODS §3) through the backward itself: the masks are read back from dL/dx, never from snnc's
+"""MSG (docs/methods.md §3) through the backward itself: the masks are read back from dL/dx, never from snnc's
 mask generators alone.
 
 `inferred_keep` (test_ops_cases) recovers every step's mask from the gradient of a

@@ -1,4 +1,4 @@
-"""Each surrogate g(x) of METHODS §2, in float64, against formulas written here independently.
+"""Each surrogate g(x) of docs/methods.md §2, in float64, against formulas written here independently.
 
 Checked implementations: the PyTorch path (`snnc.ops.surrogate`), the eager
 reference (`snnc.ops.reference`) and the Triton code lines (`hooks.SURROGATE_CODE`),
@@ -79,7 +79,7 @@ def test_implementations_match_the_methods_formula(name, params):
 def test_dspike_support_is_closed_and_peak_matches_methods():
     assert dspike(1.0, 2.5, 1.0) > 0 and dspike(math.nextafter(1.0, 2), 2.5, 1.0) == 0
     assert surrogate_grad("dspike", torch.tensor([1.0, -1.0], dtype=torch.float64), [2.5, 1.0]).gt(0).all()
-    assert abs(dspike(0.0, 2.5, 1.0) - 2.5 / (2 * math.tanh(2.5))) < 1e-15  # about 1.27 (METHODS §2)
+    assert abs(dspike(0.0, 2.5, 1.0) - 2.5 / (2 * math.tanh(2.5))) < 1e-15  # about 1.27 (docs/methods.md §2)
 
 
 @pytest.mark.parametrize("name, params", CASES, ids=IDS)

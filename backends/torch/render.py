@@ -69,15 +69,15 @@ def loss_code(graph: Graph) -> tuple[str, str]:
     node = loss_node(graph)
     a = node.attrs
     if node.op == "sdt_loss":
-        return "losses.sdt(outputs, y)", "SDT: CE(mean_t O[t], y) (METHODS §4)."
+        return "losses.sdt(outputs, y)", "SDT: CE(mean_t O[t], y) (docs/methods.md §4)."
     if node.op == "tet_loss":
         return (f"losses.tet(outputs, y, lam={_f(a['lam'])}, phi={_f(a['phi'])})",
-                "TET: (1 - lam) mean_t CE(O[t], y) + lam mean((O - phi)^2) (METHODS §4).")
+                "TET: (1 - lam) mean_t CE(O[t], y) + lam mean((O - phi)^2) (docs/methods.md §4).")
     inner = f"losses.tet_inner(lam={_f(a['tet_lam'])}, phi={_f(a['phi'])})" if a["inner"] == "tet" else "None"
     return (f"losses.sml(outputs, aux, y, alpha={_f(a['alpha'])}, lam={_f(a['lam'])}, tdis={_f(a['tdis'])}, "
             f"inner={inner})",
             f"SML distillation over {len(node.inputs) - 1} surrogate module(s), SNN exit loss "
-            f"{a['inner'].upper()} (METHODS §6).")
+            f"{a['inner'].upper()} (docs/methods.md §6).")
 
 
 def render_train(graph: Graph, source: str, recipe: str, slug: str) -> str:

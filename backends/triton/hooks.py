@@ -1,7 +1,7 @@
 """Python hooks the LIF templates call: Triton code for each surrogate and for the MSG mask.
 
 Templates only branch on flags and insert these lines; all formulas live here,
-written from METHODS.md §2 (surrogates) and §3 (masks). The surrogate code
+written from docs/methods.md §2 (surrogates) and §3 (masks). The surrogate code
 reads z = h - vth and the parameters loaded from the per-layer tensor under
 their catalog names, and assigns `sg`.
 """

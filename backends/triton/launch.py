@@ -97,7 +97,7 @@ def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_param
 
 
 def keep_mask(key: int, iteration, T: int, N: int, mask_p: float, device) -> torch.Tensor:
-    """Bool [T, N]: True where the backward kernel keeps the surrogate gradient (METHODS §3)."""
+    """Bool [T, N]: True where the backward kernel keeps the surrogate gradient (docs/methods.md §3)."""
     _check_size(T, N)
     spec = LifSpec(reset="hard", decay_input=False, detach_reset=False, surrogate="triangle", masked=True,
                    rescale=False, fused_bn=False, dtype="float32", T=T if T <= MAX_STATIC_T else None)

@@ -93,13 +93,13 @@ register(OpSchema("conv", "2-D convolution over each time step",
                          Param("groups", "int", 1, **POS_INT),
                          Param("bias", "bool", False)),
                   infer=shapes.conv, complete=_conv_complete, completed=("pad",)))
-register(OpSchema("bn", "batch norm over the merged T*B batch per channel (METHODS §9)",
+register(OpSchema("bn", "batch norm over the merged T*B batch per channel (docs/methods.md §9)",
                   attrs=(Param("mode", "enum", "bn", choices=("bn", "tdbn")),
                          *NORM_PARAMS["bn"],
                          Param("a", "float", OPTIONAL, lo=0.0, lo_open=True, doc="tdbn branch factor"),
                          Param("vth", "float", OPTIONAL, lo=0.0, lo_open=True, doc="tdbn threshold factor")),
                   infer=shapes.norm, check=_bn_check, dsl=False))
-register(OpSchema("lif", "leaky integrate-and-fire neuron over all T steps (METHODS §1)",
+register(OpSchema("lif", "leaky integrate-and-fire neuron over all T steps (docs/methods.md §1)",
                   attrs=(Param("decay", "float", REQUIRED, lo=0.0, lo_open=True, hi=1.0),
                          Param("vth", "float", REQUIRED, lo=0.0, lo_open=True),
                          Param("reset", "enum", REQUIRED, choices=("hard", "soft")),
@@ -134,16 +134,17 @@ def schema(op: str) -> OpSchema:
 register(OpSchema("mean_t", "mean over the time dimension: [T,B,...] -> [B,...]", infer=shapes.mean_t))
 register(OpSchema("leaky_relu", "leaky ReLU (SML modules are ANN branches)",
                   attrs=(Param("slope", "float", 0.01, lo=0.0),), aux_only=True))
-register(OpSchema("two_decode", "temporally weighted output f[t] * O[t] (METHODS §8)",
+register(OpSchema("two_decode", "temporally weighted output f[t] * O[t] (docs/methods.md §8)",
                   attrs=(Param("m", "float", REQUIRED, lo=0.0, hi=1.0, hi_open=True),
                          Param("warmup", "int", REQUIRED, lo=0)), dsl=False))
 register(OpSchema("time_weights", "constant per-step output weights f[t] * O[t] (TWO, baked)",
                   attrs=(Param("weights", "floats", REQUIRED),), dsl=False))
 _LOSS = dict(min_inputs=1, max_inputs=None, infer=shapes.none, dsl=False, aux_only=True)
-register(OpSchema("sdt_loss", "CE(mean_t O[t], y) (METHODS §4)", **_LOSS))
-register(OpSchema("tet_loss", "(1-lam) mean_t CE(O[t], y) + lam mean((O - phi)^2) (METHODS §4)",
+register(OpSchema("sdt_loss", "CE(mean_t O[t], y) (docs/methods.md §4)", **_LOSS))
+register(OpSchema("tet_loss", "(1-lam) mean_t CE(O[t], y) + lam mean((O - phi)^2) (docs/methods.md §4)",
                   attrs=(Param("lam", "float", REQUIRED, lo=0.0, hi=1.0), Param("phi", "float", REQUIRED)), **_LOSS))
-register(OpSchema("sml_loss", "surrogate-module distillation loss; inputs: O, then each module's logits (METHODS §6)",
+register(OpSchema("sml_loss",
+                  "surrogate-module distillation loss; inputs: O, then each module's logits (docs/methods.md §6)",
                   attrs=(Param("alpha", "float", REQUIRED, lo=0.0), Param("lam", "float", REQUIRED, lo=0.0, hi=1.0),
                          Param("tdis", "float", REQUIRED, lo=0.0, lo_open=True),
                          Param("inner", "enum", REQUIRED, choices=("sdt", "tet")),

@@ -1,4 +1,4 @@
-"""The LIF neuron op used by generated code and by users directly (METHODS.md §1-§3, §9).
+"""The LIF neuron op used by generated code and by users directly (docs/methods.md §1-§3, §9).
 
 - `lif(x, ...)`: spikes of a LIF layer over all T steps, fused (Triton on
   CUDA, an in-place PyTorch loop on the CPU) or the eager reference.

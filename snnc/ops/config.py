@@ -1,4 +1,4 @@
-"""Validated LIF settings shared by the op, the module and every backend (METHODS.md §1-§3).
+"""Validated LIF settings shared by the op, the module and every backend (docs/methods.md §1-§3).
 
 `make_config` turns the keyword arguments of `snnc.ops.lif` into a frozen
 `LifConfig`, raising `SnncError` with a message that says what is allowed.
@@ -58,7 +58,7 @@ class LifConfig:
 
     @property
     def keep_scale(self) -> float:
-        """Factor applied to kept surrogate gradients (METHODS §3: 1, or 1/(1-p) with rescale)."""
+        """Factor applied to kept surrogate gradients (docs/methods.md §3: 1, or 1/(1-p) with rescale)."""
         return 1.0 / (1.0 - self.mask_p) if self.rescale else 1.0
 
     def default_params(self) -> list[float]:
@@ -95,7 +95,7 @@ def make_config(*, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard", decay_i
         raise SnncError(exc.message, hint=exc.hint) from None
     if isinstance(mask_p, bool) or not isinstance(mask_p, (int, float)) or not 0.0 <= mask_p < 1.0:
         raise SnncError(f"mask_p must be a number in [0, 1), not {mask_p!r}",
-                        hint="mask_p is the probability of dropping a surrogate gradient (METHODS §3)")
+                        hint="mask_p is the probability of dropping a surrogate gradient (docs/methods.md §3)")
     if not isinstance(rescale, bool):
         raise SnncError(f"rescale must be true or false, not {rescale!r}")
     return LifConfig(decay=bound["decay"], vth=bound["vth"], reset=bound["reset"],
@@ -126,7 +126,7 @@ PARAM_DTYPE = torch.float64
 
 
 def surrogate_params(cfg: LifConfig, sg_params, device) -> torch.Tensor:
-    """The surrogate parameters as a 1-D tensor on `device` (METHODS §2 catalog order).
+    """The surrogate parameters as a 1-D tensor on `device` (docs/methods.md §2 catalog order).
 
     `sg_params` overrides the spelling's values at run time (CPNG changes beta
     through this every epoch without recompiling anything); None keeps them.
@@ -149,7 +149,7 @@ def surrogate_params(cfg: LifConfig, sg_params, device) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class BnAffine:
-    """The BatchNorm prologue folded into the LIF kernels: y = x * scale[c] + shift[c] (METHODS §9).
+    """The BatchNorm prologue folded into the LIF kernels: y = x * scale[c] + shift[c] (docs/methods.md §9).
 
     For x of shape [T, B, C, *spatial] flattened to [T, N], the channel of flat
     element n is (n // inner) % channels, with inner = prod(spatial).

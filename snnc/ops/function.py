@@ -103,7 +103,7 @@ class LifFunction(torch.autograd.Function):
 
 
 class BnStats:
-    """Per-channel BN quantities for one call (METHODS §9), all [C] in the compute dtype."""
+    """Per-channel BN quantities for one call (docs/methods.md §9), all [C] in the compute dtype."""
 
     def __init__(self, mean, var, rstd, weight, scale: float, eps: float, batch_stats: bool, bn: BnAffine):
         self.mean, self.var, self.rstd, self.weight, self.scale, self.eps = mean, var, rstd, weight, scale, eps
@@ -156,7 +156,7 @@ class BnLifFunction(torch.autograd.Function):
         x2d, sg_params = ctx.saved_tensors
         st: BnStats = ctx.stats_bn
         grad_y = ctx.engine.backward(grad.reshape(x2d.shape), x2d, ctx.cfg, sg_params, ctx.mask, st.bn)
-        # BN backward (METHODS §9) by torch's own kernel: y = (weight * scale) * xhat + bias,
+        # BN backward (docs/methods.md §9) by torch's own kernel: y = (weight * scale) * xhat + bias,
         # so the weight it sees is weight * scale and its weight gradient is scaled back.
         cdt, C, inner = st.mean.dtype, st.bn.channels, st.bn.inner
         gy = grad_y.view(-1, C, inner).to(cdt)

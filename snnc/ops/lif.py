@@ -1,4 +1,4 @@
-"""The public LIF ops: `lif(x, ...)` and `bn_lif(x, weight, bias, ...)` (METHODS.md §1-§3, §9)."""
+"""The public LIF ops: `lif(x, ...)` and `bn_lif(x, weight, bias, ...)` (docs/methods.md §1-§3, §9)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _mask(seed, mask_key, masked: bool) -> tuple[int, object]:
     The iteration may be a tensor (the LIF module's counter, possibly on the
     GPU): it is copied here, without a host sync, so that a later forward that
     increments the counter before this graph's backward cannot change the mask
-    this backward draws (METHODS §3: the key is that of the forward).
+    this backward draws (docs/methods.md §3: the key is that of the forward).
     """
     try:
         rank, layer, iteration = mask_key
@@ -55,12 +55,12 @@ def _setup(x, backend: str, seed, mask_key, neuron: dict):
 def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard", decay_input=False,
         detach_reset=False, surrogate="triangle(beta=1.0)", sg_params=None, mask_p=0.0, rescale=False,
         seed=None, mask_key=(0, 0, 0), backend="auto", stats: dict | None = None) -> torch.Tensor:
-    """LIF spikes over all T steps of x [T, ...] (METHODS §1), same shape and dtype as x.
+    """LIF spikes over all T steps of x [T, ...] (docs/methods.md §1), same shape and dtype as x.
 
     - `decay` in (0, 1], or `tau` > 1 instead (decay = 1 - 1/tau); not both.
-    - `surrogate` is a DSL spelling (METHODS §2); `sg_params` (1-D, catalog
+    - `surrogate` is a DSL spelling (docs/methods.md §2); `sg_params` (1-D, catalog
       order) overrides its parameters at run time without recompiling.
-    - MSG (METHODS §3): with `mask_p` > 0 the surrogate gradient is kept with
+    - MSG (docs/methods.md §3): with `mask_p` > 0 the surrogate gradient is kept with
       probability 1 - mask_p, reproducibly from `seed` and
       `mask_key=(rank, layer, iteration)`; `rescale` divides kept gradients
       by (1 - mask_p). The forward never changes.
@@ -100,7 +100,7 @@ def _check_bn_args(x, weight, bias, running_mean, running_var) -> None:
 def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training: bool, momentum: float,
            eps: float, scale: float = 1.0, sg_params=None, seed=None, mask_key=(0, 0, 0), backend="auto",
            stats: dict | None = None, **neuron) -> torch.Tensor:
-    """lif(BatchNorm(x)) with the normalisation and affine folded into the LIF loops (METHODS §9).
+    """lif(BatchNorm(x)) with the normalisation and affine folded into the LIF loops (docs/methods.md §9).
 
     x is [T, B, C, ...]; statistics are per channel (dim 2) over T, B and the
     spatial dims. y = weight * (scale * (x - mean) / sqrt(var + eps)) + bias,

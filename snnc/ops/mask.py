@@ -1,4 +1,4 @@
-"""MSG mask keys and the PyTorch path's mask generator (METHODS.md §3).
+"""MSG mask keys and the PyTorch path's mask generator (docs/methods.md §3).
 
 A mask is reproducible from (seed, rank, layer, iteration, t, element offset).
 `mask_key_seed(seed, rank, layer)` folds the first three into one 63-bit key;

@@ -1,4 +1,4 @@
-"""`LIF`: the nn.Module wrapper of `snnc.ops.lif` used by generated models (METHODS.md §1-§3, §7)."""
+"""`LIF`: the nn.Module wrapper of `snnc.ops.lif` used by generated models (docs/methods.md §1-§3, §7)."""
 
 from __future__ import annotations
 

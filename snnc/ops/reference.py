@@ -1,6 +1,6 @@
-"""The independent reference LIF: plain autograd through an unfused eager loop (METHODS.md §1-§3).
+"""The independent reference LIF: plain autograd through an unfused eager loop (docs/methods.md §1-§3).
 
-Written directly from METHODS, as simply as possible, sharing no code with the
+Written directly from docs/methods.md, as simply as possible, sharing no code with the
 fused paths (only the surrogate spelling parser). Tests compare every fused
 path against it, and `bench/lif.py` uses it as the eager baseline.
 """
@@ -15,7 +15,7 @@ from snnc.frontend.spelling import parse_surrogate
 
 
 def surrogate_reference(name: str, x: torch.Tensor, params: list[float]) -> torch.Tensor:
-    """g(x) of METHODS §2, x = h - vth."""
+    """g(x) of docs/methods.md §2, x = h - vth."""
     if name == "triangle":
         (beta,) = params
         return beta * torch.clamp(1 - beta * x.abs(), min=0)
@@ -55,7 +55,7 @@ class _Spike(torch.autograd.Function):
 def lif_reference(x: torch.Tensor, *, decay: float, vth: float, reset: str, decay_input: bool,
                   detach_reset: bool, surrogate: str, sg_params=None, keep=None, mask_p: float = 0.0,
                   rescale: bool = False, record: dict | None = None) -> torch.Tensor:
-    """Spikes [T, ...] of METHODS §1 with gradients through autograd.
+    """Spikes [T, ...] of docs/methods.md §1 with gradients through autograd.
 
     `keep` (bool, x's shape) is the MSG mask: the surrogate gradient at (t, n)
     is multiplied by keep[t, n], divided by (1 - mask_p) when `rescale`.

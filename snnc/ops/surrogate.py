@@ -1,4 +1,4 @@
-"""Surrogate gradients g(z), z = h - vth, for the PyTorch path (METHODS.md §2).
+"""Surrogate gradients g(z), z = h - vth, for the PyTorch path (docs/methods.md §2).
 
 `surrogate_grad_(name, z, params)` overwrites `z` with g(z) using in-place
 ops, so the backward loop allocates nothing per step for it. `params` are

@@ -66,7 +66,7 @@ def _forward_block(x, cfg: LifConfig, affine, spikes, h_out, ws):
         x_t = x[t]
         if affine is not None or dtype != v.dtype:
             x_t = y.copy_(x_t)
-            if affine is not None:  # METHODS §9, folded: y = x * scale[c] + shift[c]
+            if affine is not None:  # docs/methods.md §9, folded: y = x * scale[c] + shift[c]
                 y.mul_(affine[0]).add_(affine[1])
         if cfg.decay_input:  # h = decay*v + (1 - decay)*x
             torch.mul(x_t, cfg.input_scale, out=h).add_(v, alpha=cfg.decay)
@@ -77,7 +77,7 @@ def _forward_block(x, cfg: LifConfig, affine, spikes, h_out, ws):
             # from the stored h in backward are exactly the forward's.
             h.copy_(h.to(dtype) if h_out is None else h_out[t].copy_(h))
         direct = spikes is not None and spikes.dtype == v.dtype
-        s = torch.ge(h, cfg.vth, out=spikes[t] if direct else s_buf)  # METHODS §1: fire on h >= vth
+        s = torch.ge(h, cfg.vth, out=spikes[t] if direct else s_buf)  # docs/methods.md §1: fire on h >= vth
         if spikes is not None and not direct:
             spikes[t].copy_(s)
         if cfg.reset == "hard":  # v = h*(1 - s)
@@ -99,7 +99,7 @@ def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store
 
 
 def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, ws):
-    """Reverse-time loop over one block (METHODS §1-§3); all tensors are [T, n] views.
+    """Reverse-time loop over one block (docs/methods.md §1-§3); all tensors are [T, n] views.
 
     dL/dh[t] = g[t]*dL/ds[t] + dL/dv[t]*dv/dh[t], with g the (masked)
     surrogate and dv/dh including the reset term unless detach_reset;
@@ -116,7 +116,7 @@ def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, 
         h = h_all[t] if h_all.dtype == cdt else h_buf.copy_(h_all[t])
         gs = grad_s[t] if grad_s.dtype == cdt else gs_buf.copy_(grad_s[t])
         surrogate_grad_(cfg.surrogate.name, torch.sub(h, cfg.vth, out=sg), params)
-        if cfg.masked:  # METHODS §3: keep where u >= mask_p
+        if cfg.masked:  # docs/methods.md §3: keep where u >= mask_p
             keep = uniform_block_torch(key, iteration, t, n0, h.shape[0], h.device).to(cdt)
             torch.ge(keep, cfg.mask_p, out=keep)
             sg.mul_(keep.mul_(cfg.keep_scale) if cfg.rescale else keep)

@@ -1,4 +1,4 @@
-"""annotate-mask (MSG): every LIF layer masks its surrogate gradient with probability mask_p (METHODS §3)."""
+"""annotate-mask (MSG): every LIF layer masks its surrogate gradient with probability mask_p (docs/methods.md §3)."""
 
 from __future__ import annotations
 

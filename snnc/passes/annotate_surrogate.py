@@ -1,4 +1,4 @@
-"""annotate-surrogate: number the LIF layers; under CPNG mark their beta adaptive (METHODS §7)."""
+"""annotate-surrogate: number the LIF layers; under CPNG mark their beta adaptive (docs/methods.md §7)."""
 
 from __future__ import annotations
 

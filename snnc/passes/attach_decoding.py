@@ -1,4 +1,4 @@
-"""attach-decoding (TWO): the network output becomes f[t] * O[t] with per-epoch weights f (METHODS §8)."""
+"""attach-decoding (TWO): the network output becomes f[t] * O[t] with per-epoch weights f (docs/methods.md §8)."""
 
 from __future__ import annotations
 

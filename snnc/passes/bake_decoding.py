@@ -1,4 +1,4 @@
-"""bake-decoding: TWO's trained weights f[t] become constants of the inference graph (METHODS §8)."""
+"""bake-decoding: TWO's trained weights f[t] become constants of the inference graph (docs/methods.md §8)."""
 
 from __future__ import annotations
 

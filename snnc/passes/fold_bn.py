@@ -1,4 +1,4 @@
-"""fold-bn: BN joins the preceding conv or fc (METHODS §9); any other BN becomes a per-channel affine.
+"""fold-bn: BN joins the preceding conv or fc (docs/methods.md §9); any other BN becomes a per-channel affine.
 
 The graph records which BN went where (`folded_bn`, `bn_eps`, `bn_scale`); the
 exporter computes the folded tensors from a checkpoint:

@@ -1,4 +1,4 @@
-"""fuse-lif: a BN that feeds only a LIF layer runs inside that layer's kernels (METHODS §9)."""
+"""fuse-lif: a BN that feeds only a LIF layer runs inside that layer's kernels (docs/methods.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""insert-surrogate-modules (SML): ANN exits on the spike rates of chosen residual blocks (METHODS §6).
+"""insert-surrogate-modules (SML): ANN exits on the spike rates of chosen residual blocks (docs/methods.md §6).
 
 Architecture (authors' `models/surrogate_block.py`): rate = mean_t(s); if C > k a
 1x1 conv C->k + BN + LeakyReLU; then conv7x7 s2, conv5x5 s2, conv3x3 s1 to k
@@ -24,7 +24,7 @@ SLOPE = 0.01
 
 
 def auto_positions(n: int, blocks: int) -> list[int]:
-    """1-based block indices ceil(i*B/(n+1)), i = 1..n (METHODS §6)."""
+    """1-based block indices ceil(i*B/(n+1)), i = 1..n (docs/methods.md §6)."""
     return [math.ceil(i * blocks / (n + 1)) for i in range(1, n + 1)]
 
 

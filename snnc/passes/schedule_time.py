@@ -1,4 +1,7 @@
-"""schedule-time (TIT): record the stages (T, epochs[, lr]) the training script switches between (METHODS §5)."""
+"""schedule-time (TIT): record the stages (T, epochs[, lr]) the training script switches between.
+
+docs/methods.md §5.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""strip-aux: delete the SML modules, the loss and every training-only annotation (METHODS §6)."""
+"""strip-aux: delete the SML modules, the loss and every training-only annotation (docs/methods.md §6)."""
 
 from __future__ import annotations
 

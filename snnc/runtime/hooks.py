@@ -90,7 +90,7 @@ class TWOHook:
         self.count = 0
 
     def observe(self, outputs: torch.Tensor, y: torch.Tensor) -> None:
-        # outputs are f[t] * O[t] with f[t] > 0, so the per-step argmax is that of O[t] (METHODS §8).
+        # outputs are f[t] * O[t] with f[t] > 0, so the per-step argmax is that of O[t] (docs/methods.md §8).
         hits = (outputs.detach().argmax(-1) == y.view(1, -1)).double().sum(1)
         self.correct = hits if self.correct is None or self.correct.shape != hits.shape else self.correct + hits
         self.count += y.numel()

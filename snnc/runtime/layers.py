@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 
 class BatchNorm(nn.modules.batchnorm._BatchNorm):
-    """Per-channel BN over the merged T*B batch, for [N, C] or [N, C, H, W] (METHODS §9).
+    """Per-channel BN over the merged T*B batch, for [N, C] or [N, C, H, W] (docs/methods.md §9).
 
     `scale` is tdBN's a*vth factor: y = weight * (scale * (x - mu) / sqrt(var + eps)) + bias;
     1.0 gives plain BN. State-dict keys match torch.nn.BatchNorm2d.
@@ -49,7 +49,7 @@ def repeat_over_time(x: Tensor, T: int) -> Tensor:
 
 
 class TimeWeights(nn.Module):
-    """TWO's output weights f[t] (METHODS §8): y[t] = f[t] * O[t], f updated once per epoch."""
+    """TWO's output weights f[t] (docs/methods.md §8): y[t] = f[t] * O[t], f updated once per epoch."""
 
     def __init__(self, T: int):
         super().__init__()

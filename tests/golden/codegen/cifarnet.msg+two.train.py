@@ -37,13 +37,13 @@ SPEC = TrainSpec(
     input_dims=model.INPUT_DIMS,
     classes=model.CLASSES,
     lif_layers=model.LIF_LAYERS,
-    # TWO (METHODS §8): f[t] <- m f[t] + (1 - m) acc[t] / mean(acc) before each epoch after the warm-up
+    # TWO (docs/methods.md §8): f[t] <- m f[t] + (1 - m) acc[t] / mean(acc) before each epoch after the warm-up
     two={"module": model.DECODE, "m": 0.7, "warmup": 5},
 )
 
 
 def compute_loss(outputs, aux, y):
-    """SDT: CE(mean_t O[t], y) (METHODS §4)."""
+    """SDT: CE(mean_t O[t], y) (docs/methods.md §4)."""
     return losses.sdt(outputs, y)
 
 

@@ -41,7 +41,7 @@ SPEC = TrainSpec(
 
 
 def compute_loss(outputs, aux, y):
-    """SML distillation over 2 surrogate module(s), SNN exit loss TET (METHODS §6)."""
+    """SML distillation over 2 surrogate module(s), SNN exit loss TET (docs/methods.md §6)."""
     return losses.sml(outputs, aux, y, alpha=0.5, lam=0.9, tdis=3.0, inner=losses.tet_inner(lam=0.05, phi=1.0))
 
 

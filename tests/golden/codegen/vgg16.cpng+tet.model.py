@@ -66,7 +66,7 @@ NODE_MODULES = {
     'head.fc': 'head_fc',
 }
 LIF_LAYERS = ['stage1_0_out_lif', 'stage1_1_out_lif', 'stage2_0_out_lif', 'stage2_1_out_lif', 'stage3_0_out_lif', 'stage3_1_out_lif', 'stage3_2_out_lif', 'stage4_0_out_lif', 'stage4_1_out_lif', 'stage4_2_out_lif', 'stage5_0_out_lif', 'stage5_1_out_lif', 'stage5_2_out_lif']
-CPNG_LAYERS = ['stage1_0_out_lif', 'stage1_1_out_lif', 'stage2_0_out_lif', 'stage2_1_out_lif', 'stage3_0_out_lif', 'stage3_1_out_lif', 'stage3_2_out_lif', 'stage4_0_out_lif', 'stage4_1_out_lif', 'stage4_2_out_lif', 'stage5_0_out_lif', 'stage5_1_out_lif', 'stage5_2_out_lif']  # beta adapted every epoch (METHODS §7)
+CPNG_LAYERS = ['stage1_0_out_lif', 'stage1_1_out_lif', 'stage2_0_out_lif', 'stage2_1_out_lif', 'stage3_0_out_lif', 'stage3_1_out_lif', 'stage3_2_out_lif', 'stage4_0_out_lif', 'stage4_1_out_lif', 'stage4_2_out_lif', 'stage5_0_out_lif', 'stage5_1_out_lif', 'stage5_2_out_lif']  # beta adapted every epoch (docs/methods.md §7)
 DECODE = None
 
 

@@ -37,13 +37,13 @@ SPEC = TrainSpec(
     input_dims=model.INPUT_DIMS,
     classes=model.CLASSES,
     lif_layers=model.LIF_LAYERS,
-    # CPNG (METHODS §7): beta of these layers follows the recorded chi once per epoch
+    # CPNG (docs/methods.md §7): beta of these layers follows the recorded chi once per epoch
     cpng={"layers": model.CPNG_LAYERS, "chi_limit": 0.2, "per_batch": False},
 )
 
 
 def compute_loss(outputs, aux, y):
-    """TET: (1 - lam) mean_t CE(O[t], y) + lam mean((O - phi)^2) (METHODS §4)."""
+    """TET: (1 - lam) mean_t CE(O[t], y) + lam mean((O - phi)^2) (docs/methods.md §4)."""
     return losses.tet(outputs, y, lam=0.05, phi=1.0)
 
 
