@@ -1,11 +1,31 @@
-"""Test setup: Triton kernels run in the interpreter on the CPU unless CUDA is present."""
+"""Test setup: Triton kernels run in the interpreter on the CPU unless CUDA is present.
+
+With a CUDA device the Triton tests run the compiled kernels, and tests marked `gpu` run
+too; without one TRITON_INTERPRET=1 is set and `gpu` tests are skipped (and counted).
+An explicit TRITON_INTERPRET in the environment is kept either way.
+"""
 
 import os
 import sys
 from pathlib import Path
 
-# Must happen before any triton import (DESIGN.md "Testing and measuring").
-os.environ.setdefault("TRITON_INTERPRET", "1")
+
+def cuda_present() -> bool:
+    """Whether torch sees a CUDA device. Imports torch, never triton (torch.cuda does not import it)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    try:
+        return torch.cuda.is_available()
+    except Exception:  # a broken driver counts as no device
+        return False
+
+
+HAS_CUDA = cuda_present()
+# Must happen before any kernel module is loaded (DESIGN.md "Testing and measuring").
+if "TRITON_INTERPRET" not in os.environ and not HAS_CUDA:
+    os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
 
@@ -24,13 +44,7 @@ def update_goldens(request) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except Exception:  # torch missing entirely
-        has_cuda = False
-    if has_cuda:
+    if HAS_CUDA:
         return
     skip = pytest.mark.skip(reason="needs CUDA")
     for item in items:

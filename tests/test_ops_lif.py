@@ -6,7 +6,7 @@ import torch
 from snnc.diagnostics import SnncError
 from snnc.ops import lif, mask, torch_engine
 from snnc.ops.mask import keep_mask_torch, mask_key_seed
-from test_ops_cases import assert_matches, check_float16_exact_grid, gain, grid, grid_id, lif_kwargs, make_input, reference, run
+from test_ops_cases import assert_matches, check_exact_grid, gain, grid, grid_id, lif_kwargs, make_input, reference, run
 
 MASK = dict(seed=7, mask_key=(1, 2, 3))
 
@@ -59,8 +59,9 @@ def test_non_contiguous_input():
     assert_matches(spikes, grad, *run(lambda x: reference(x, kwargs), x))
 
 
-def test_float16_on_an_exact_grid():
-    check_float16_exact_grid("torch", dict(surrogate="arctan(beta=1.0)"))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_half_precision_on_an_exact_grid(dtype):
+    check_exact_grid("torch", dict(surrogate="arctan(beta=1.0)"), dtype)
 
 
 def test_sg_params_override_the_spelling_at_run_time():

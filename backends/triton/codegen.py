@@ -39,10 +39,11 @@ def _header(spec: LifSpec, kind: str) -> str:
     if kind == "bwd":
         names = ", ".join(name for name, _ in hooks.surrogate_param_loads(spec.surrogate))
         mask = ", mask_p, the mask key and iteration" if spec.masked else ""
-        lines.append(f"# Runtime values (no recompilation): decay, vth, surrogate parameters [{names}]{mask}.")
+        lines.append(f"# Runtime values (no recompilation): decay, vth, surrogate parameters [{names}]{mask}, "
+                     "loaded in the compute dtype.")
     elif kind == "fwd":
         lines.append("# Runtime values (no recompilation): decay, vth" + (", BN scale/shift" if spec.fused_bn else "")
-                     + ".")
+                     + ", loaded in the compute dtype.")
     return "\n".join(lines)
 
 
@@ -51,6 +52,7 @@ def context(spec: LifSpec, kind: str) -> dict:
     compute = "float64" if spec.dtype == "float64" else "float32"
     static_t = spec.T is not None
     params = hooks.surrogate_param_loads(spec.surrogate)
+    storage_cast = functools.partial(hooks.storage_cast, storage=_TL_DTYPES[spec.dtype], compute=_TL_DTYPES[compute])
     return {
         "header": _header(spec, kind),
         "name": spec.kernel_name(kind),
@@ -69,6 +71,9 @@ def context(spec: LifSpec, kind: str) -> dict:
         "sg_param_names": ", ".join(name for name, _ in params),
         "surrogate_code": hooks.surrogate_code(spec.surrogate),
         "mask_code": hooks.mask_code(),
+        "scalar_loads": hooks.scalar_loads(kind, spec.decay_input, spec.masked, spec.rescale),
+        "to_storage": storage_cast,
+        "scalar_count": len(hooks.SCALARS),
     }
 
 

@@ -10,13 +10,15 @@ apart (unit stride inside a row), everything else is contiguous [T, N].
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 
 from snnc.backends.triton.loader import load_kernel
 from snnc.backends.triton.spec import LifSpec
 from snnc.diagnostics import SnncError
-from snnc.ops.config import BnAffine, LifConfig
+from snnc.ops.config import BnAffine, LifConfig, compute_dtype
 
 BLOCK = 1024
 NUM_WARPS = 4
@@ -50,8 +52,20 @@ def _bn_args(bn: BnAffine | None) -> tuple:
     return (bn.scale.contiguous(), bn.shift.contiguous(), bn.channels, bn.inner)  # compute dtype
 
 
-def _scalars(cfg: LifConfig, T: int) -> dict:
-    return dict(decay=cfg.decay, input_scale=cfg.input_scale, vth=cfg.vth, T=T)
+@functools.lru_cache(maxsize=256)
+def _scalar_tensor(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # Cached per (values, dtype, device): one host-to-device copy per layer setting, ever.
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def scalars(cfg: LifConfig, dtype: torch.dtype, device) -> torch.Tensor:
+    """[decay, input_scale, vth, mask_p, keep_scale] in the compute dtype of `dtype` (hooks.SCALARS).
+
+    The kernels load these instead of taking Python floats, which Triton types as float32 on a
+    GPU: float64 kernels then compute with the exact float64 values on every target.
+    """
+    values = (cfg.decay, cfg.input_scale, cfg.vth, cfg.mask_p, cfg.keep_scale)
+    return _scalar_tensor(values, compute_dtype(dtype), torch.device(device))
 
 
 def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store_h: bool = True):
@@ -61,8 +75,8 @@ def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store
     spec = spec_for(cfg, x2d.dtype, T, bn is not None)
     spikes = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device)
     h = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device) if store_h else None
-    _launch(load_kernel(spec, "fwd"), N, x2d, spikes, h if store_h else spikes, *_bn_args(bn), N, x2d.stride(0),
-            STORE_H=store_h, **_scalars(cfg, T))
+    _launch(load_kernel(spec, "fwd"), N, x2d, spikes, h if store_h else spikes, *_bn_args(bn),
+            scalars(cfg, x2d.dtype, x2d.device), N, x2d.stride(0), STORE_H=store_h, T=T)
     return spikes, h
 
 
@@ -86,13 +100,11 @@ def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_param
     mask_args = ()
     if spec.masked:
         key, iteration = mask
-        mask_args = (_iteration_tensor(iteration, state.device), key, cfg.mask_p)
-        if spec.rescale:
-            mask_args += (cfg.keep_scale,)
+        mask_args = (_iteration_tensor(iteration, state.device), key)
     stride = (state.stride(0),) if bn is not None else ()
     sg = sg_params.to(device=state.device).contiguous()  # any float dtype; the kernel converts
-    _launch(load_kernel(spec, "bwd"), N, grad_s, state, grad, sg, *_bn_args(bn), *mask_args, N, *stride,
-            **_scalars(cfg, T))
+    _launch(load_kernel(spec, "bwd"), N, grad_s, state, grad, sg, *_bn_args(bn), scalars(cfg, state.dtype, state.device),
+            *mask_args, N, *stride, T=T)
     return grad
 
 
@@ -102,5 +114,7 @@ def keep_mask(key: int, iteration, T: int, N: int, mask_p: float, device) -> tor
     spec = LifSpec(reset="hard", decay_input=False, detach_reset=False, surrogate="triangle", masked=True,
                    rescale=False, fused_bn=False, dtype="float32", T=T if T <= MAX_STATIC_T else None)
     keep = torch.empty((T, N), dtype=torch.int8, device=device)
-    _launch(load_kernel(spec, "mask"), N, keep, _iteration_tensor(iteration, device), key, mask_p, N, T=T)
+    values = (0.0, 1.0, 0.0, float(mask_p), 1.0)  # only mask_p is read
+    _launch(load_kernel(spec, "mask"), N, keep, _iteration_tensor(iteration, device), key,
+            _scalar_tensor(values, torch.float32, torch.device(device)), N, T=T)
     return keep.bool()

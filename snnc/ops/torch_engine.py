@@ -117,8 +117,9 @@ def _backward_block(grad_s, h_all, grad, cfg: LifConfig, params, mask, n0: int, 
         gs = grad_s[t] if grad_s.dtype == cdt else gs_buf.copy_(grad_s[t])
         surrogate_grad_(cfg.surrogate.name, torch.sub(h, cfg.vth, out=sg), params)
         if cfg.masked:  # docs/methods.md §3: keep where u >= mask_p
-            keep = uniform_block_torch(key, iteration, t, n0, h.shape[0], h.device).to(cdt)
-            torch.ge(keep, cfg.mask_p, out=keep)
+            # float32 u against mask_p rounded to float32, in every dtype (as the Triton kernels)
+            u = uniform_block_torch(key, iteration, t, n0, h.shape[0], h.device)
+            keep = torch.ge(u, cfg.mask_p, out=u).to(cdt)
             sg.mul_(keep.mul_(cfg.keep_scale) if cfg.rescale else keep)
         if cfg.reset == "hard":
             torch.lt(h, cfg.vth, out=not_fired)  # 1 - s
