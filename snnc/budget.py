@@ -38,6 +38,9 @@ def allowed() -> bool:
 
 
 def human_bytes(n: int) -> str:
+    if n >= 10**18:  # beyond any device; written from the digits, as it may not fit a float
+        digits = str(n)
+        return f"{digits[0]}.{digits[1:3]}e{len(digits) - 1} bytes"
     for unit, size in (("PB", 10**15), ("TB", 10**12), ("GB", GB), ("MB", 10**6), ("KB", 10**3)):
         if n >= size:
             return f"{n / size:.3g} {unit}"

@@ -31,7 +31,9 @@ from snnc.frontend.declarations import parse_override
 from snnc.ir.printer import print_graph
 from snnc.ir.textparse import parse as parse_ir
 from snnc.pipeline import compile_source
-from snnc.recipes import RECIPES, parse_recipe
+from snnc.budget import MAX_ACTIVATION_BYTES, MAX_PARAM_BYTES
+from snnc.ir.analysis import footprint
+from snnc.recipes import CANONICAL_ORDER, MAX_RECIPE_CALLS, MAX_RECIPE_DEPTH, RECIPES, parse_recipe
 from snnc.runtime import checkpoint, data, weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,3 +359,179 @@ def test_checkpoint_bytes(tmp_path_factory, real_checkpoint, drawn):
     for name in ("checkpoint.pt", "weights.safetensors"):
         state = answer(lambda: weights.load_state_dict(folder / name))
         assert isinstance(state, SnncError) or all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+# ------------------------------------------------------------------ named-recipe graphs
+# Definitions `recipe rI = ...` naming built-in recipes and each other: chains, doubling, cycles and
+# random graphs. A small recursive reference says which must work; every other one must be a located
+# error, and every answer comes within the alarm (the old expansion hung on 2**26 calls).
+BARE = ["sdt", "tet", "sml", "msg", "cpng", "two"]  # built-in recipes that bind without arguments
+
+
+def network_with(definitions: dict[str, list[str]]) -> str:
+    lines = "".join(f"  recipe {name} = {' + '.join(calls)}\n" for name, calls in definitions.items())
+    return ZOO["digits"].replace("  input ", lines + "  input ", 1)
+
+
+def reference_expansion(definitions: dict[str, list[str]], name: str, depth: int = 0, path=()) -> list[str] | None:
+    """The built-in calls `name` stands for, or None where snnc must refuse (cycle, too deep, too many calls)."""
+    if name not in definitions:
+        return [name]
+    if name in path or depth >= MAX_RECIPE_DEPTH:
+        return None
+    out: list[str] = []
+    for call in definitions[name]:
+        inner = reference_expansion(definitions, call, depth + 1, path + (name,))
+        if inner is None or len(out) + len(inner) > MAX_RECIPE_CALLS:
+            return None
+        out += inner
+    return out
+
+
+def reference_ok(definitions: dict[str, list[str]], name: str) -> bool:
+    calls = reference_expansion(definitions, name)
+    return calls is not None and len(set(calls)) == len(calls) and not {"sdt", "tet"} <= set(calls)
+
+
+@st.composite
+def recipe_graphs(draw) -> tuple[str, dict[str, list[str]]]:
+    family = draw(st.sampled_from(["chain", "doubling", "cycle", "dag"]))
+    if family == "chain":  # r0 = r1, ..., rN = a built-in one
+        n = draw(st.integers(1, 40) | st.integers(1, 1200))
+        defs = {f"r{i}": [f"r{i + 1}"] for i in range(n)}
+        defs[f"r{n}"] = [draw(st.sampled_from(BARE))]
+    elif family == "doubling":  # rI = rJ + rJ: 2**N calls
+        n = draw(st.integers(1, 45))
+        defs = {f"r{i}": [f"r{i + 1}", f"r{i + 1}"] for i in range(n)}
+        defs[f"r{n}"] = [draw(st.sampled_from(BARE))]
+    elif family == "cycle":  # r0 -> ... -> rN -> rK, with a built-in call on the way
+        n = draw(st.integers(0, 40))
+        defs = {f"r{i}": [f"r{i + 1}"] for i in range(n)}
+        defs[f"r{n}"] = [f"r{draw(st.integers(0, n))}", draw(st.sampled_from(BARE))]
+    else:  # random graphs: each name calls 1-3 later names or built-in ones; back edges make cycles
+        n = draw(st.integers(1, 60))
+        names = [f"r{i}" for i in range(n)]
+        back = draw(st.booleans()) and draw(st.booleans())
+        defs = {name: [draw(st.sampled_from((names if back else names[i + 1:]) + BARE))
+                       for _ in range(draw(st.integers(1, 3)))] for i, name in enumerate(names)}
+    return family, defs
+
+
+@cases(120)
+@given(recipe_graphs(), st.data())
+def test_named_recipe_graphs(graph, drawn):
+    from hypothesis import event
+
+    from snnc.frontend import parse_network
+    from snnc.recipes import check_definitions
+
+    family, defs = graph
+    name = drawn.draw(st.sampled_from(sorted(defs)))
+    net = answer(lambda: parse_network(network_with(defs), "fuzz.snn"), seconds=10)
+    assert not isinstance(net, SnncError), render(net)
+    named = {r.name: r for r in net.recipes}
+    result = answer(lambda: parse_recipe(name, named), seconds=10, located=True)
+    ok = reference_ok(defs, name)
+    assert isinstance(result, SnncError) != ok, (family, name, render(result) if not ok else result)
+    if ok:
+        assert result.slug() == "+".join(n for n in CANONICAL_ORDER if n in reference_expansion(defs, name))
+    checked = answer(lambda: check_definitions(net.recipes), seconds=10, located=True)
+    assert isinstance(checked, SnncError) != all(reference_ok(defs, n) for n in defs)
+    event(f"{family}: {outcome(result)}")
+
+
+def outcome(result) -> str:
+    """A result's kind for --hypothesis-show-statistics: ok, or the error without its names."""
+    if not isinstance(result, SnncError):
+        return "ok"
+    return "error: " + re.sub(r"'[^']*'", "X", result.message).split(":")[0]
+
+
+# ------------------------------------------------------------------ out-of-range numbers: train.py and --set
+TRAIN_FLAGS = ["--batch-size", "--eval-batch-size", "--epochs", "--stop-after", "--warmup-epochs", "--seed",
+               "--workers", "--lr", "--weight-decay"]
+# The documented bounds (docs/training.md), stated here independently of options.py.
+WITHIN = {"--batch-size": lambda v: 1 <= v <= 65536, "--eval-batch-size": lambda v: 1 <= v <= 65536,
+          "--epochs": lambda v: 1 <= v <= 100_000, "--stop-after": lambda v: 1 <= v <= 100_000,
+          "--warmup-epochs": lambda v: 0 <= v <= 100_000, "--seed": lambda v: 0 <= v < 2**32,
+          "--workers": lambda v: v >= 0, "--lr": lambda v: 0 < v < float("inf"),
+          "--weight-decay": lambda v: 0 <= v < float("inf")}
+
+
+@cases(150)
+@given(st.sampled_from(TRAIN_FLAGS),
+       st.one_of(st.integers(-2**70, 2**70), st.integers(-3, 70_000), st.floats(allow_nan=True),
+                 st.sampled_from(["nan", "inf", "-inf", "1e9", "1e999", "0x10", "", "1_000", " 7 "])))
+def test_train_py_numeric_options(flag, value):
+    from hypothesis import event
+
+    from snnc.runtime.options import TrainSpec, available_cpus, make_parser, validate
+
+    spec = TrainSpec("net", "sdt", "sdt", 4, "image", (1, 8, 8), 10, ["stem.lif"])
+    parser = make_parser(spec)
+    parser.exit = lambda status=0, message=None: (_ for _ in ()).throw(ValueError(message))  # no SystemExit
+    try:
+        with time_limit(5):
+            args = parser.parse_args([flag, str(value)])
+    except ValueError:
+        event("refused by argparse")
+        return
+    name = flag[2:].replace("-", "_")
+    given_value = getattr(args, name)
+    found = answer(lambda: validate(args, spec), seconds=5)
+    assert isinstance(found, list) and all(isinstance(p, str) and p.startswith("--") for p in found)
+    assert (not found) == WITHIN[flag](given_value), (flag, value, found)
+    assert args.workers <= available_cpus() or found
+    event("accepted" if not found else "refused by validate")
+
+
+@cases(80)
+@given(st.sampled_from(["T", "width", "classes"]),
+       st.one_of(st.integers(-10, 2**64), st.sampled_from([10**k for k in range(3, 13)]),
+                 st.floats(), st.sampled_from(["1e8", "1e9", "2e9", "9" * 30, "1e999", "nan"])))
+def test_set_out_of_range(name, value):
+    from hypothesis import event
+
+    result = answer(lambda: compile_source(ROOT / "models" / "digits.snn", {name: str(value)}), seconds=20)
+    if isinstance(result, SnncError):
+        assert result.loc is not None or "--set" in result.message, render(result)
+        event("too large" if "too large" in result.message else "other error")
+    else:
+        fp = footprint(result.graph)
+        assert fp.param_bytes <= MAX_PARAM_BYTES and fp.activation_bytes <= MAX_ACTIVATION_BYTES
+        event("compiled")
+
+
+# ------------------------------------------------------------------ huge widths and inputs
+WIDTH_SITES = {  # digits.snn text -> a template with {n}
+    "stem": ("conv(width, 3)", "conv({n}, 3)"),
+    "block": ("main = conv(c, 3, stride)", "main = conv({n}, 3, stride) -> conv(c, 1)"),
+    "head": ("fc(classes)", "fc({n}) -> fc(classes)"),
+    "classes": ("classes = 10", "classes = {n}"),
+    "input": ("input image[1, 8, 8]", "input image[1, {n}, {n}]"),
+    "channels": ("input image[1, 8, 8]", "input image[{n}, 8, 8]"),
+    "T": ("T = 4", "T = {n}"),
+}
+
+
+@cases(80)
+@given(st.sampled_from(sorted(WIDTH_SITES)), st.integers(0, 40), st.sampled_from(["sdt", "sml", "sml(k = 100000)"]))
+def test_huge_widths(site, exponent, recipe):
+    from hypothesis import event
+
+    old, new = WIDTH_SITES[site]
+    n = 10 ** (exponent // 4) * (1, 2, 3, 7)[exponent % 4]
+    result = compile_text(ZOO["digits"].replace(old, new.format(n=n)), recipe=recipe)  # located, if an error
+    if isinstance(result, SnncError):
+        event("too large" if "too large to train" in result.message else "other error")
+    else:
+        fp = footprint(result.graph)
+        assert fp.param_bytes <= MAX_PARAM_BYTES and fp.activation_bytes <= MAX_ACTIVATION_BYTES
+        event("compiled")
+
+
+@cases(40)
+@given(st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u2029\u3000", max_size=12))
+def test_blank_recipes_are_located(text):
+    result = answer(lambda: parse_recipe(text), located=True)
+    assert isinstance(result, SnncError) and result.message == "the recipe is empty"

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from clirun import snnc
-from snnc.budget import MAX_PARAM_BYTES, WARN_ACTIVATION_BYTES, WARN_PARAM_BYTES, warnings
+from snnc.budget import MAX_PARAM_BYTES, WARN_ACTIVATION_BYTES, WARN_PARAM_BYTES, human_bytes, warnings
 from snnc.diagnostics import SOURCES, SnncError, render
 from snnc.ir.analysis import costs, footprint
 from snnc.pipeline import compile_source
@@ -238,3 +238,14 @@ def test_compile_refuses_before_writing(tmp_path):
     r = snnc("compile", "models/digits.snn", "--set", "width=100000", "-o", str(tmp_path / "out"))
     assert r.returncode == 1 and "too large to train" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out" / "train.py").exists()
+
+
+@pytest.mark.parametrize("n,text", [(999, "999 bytes"), (78_824, "78.8 KB"), (32 * 10**9, "32 GB"),
+                                    (2 * 10**15, "2 PB"), (12_345 * 10**300, "1.23e304 bytes")])
+def test_human_bytes(n, text):
+    assert human_bytes(n) == text
+
+
+def test_widths_past_any_float_are_refused():
+    err = too_large(DIGITS.replace("width = 16", "width = 1e200"))  # an integral float: a valid width
+    assert "e40" in err.message and "bytes of float32 parameters" in err.message
