@@ -234,6 +234,7 @@ def _expand(calls: list[ast.Call], named: dict[str, ast.RecipeDef], memo: dict |
         if call.name in path:
             cycle = " -> ".join(path[path.index(call.name):] + [call.name])
             raise SnncError(f"recipe '{call.name}' refers to itself: {cycle}", call.loc,
+                            "a recipe cannot include itself, directly or through other named recipes",
                             notes=[Note(f"'{call.name}' is defined here", named[call.name].loc)])
         if call.name in memo:
             continue
