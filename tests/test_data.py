@@ -229,3 +229,15 @@ def test_labels_outside_the_classes_are_a_data_error(tmp_path, kind, bad):
     folder = _fill(tmp_path, kind, lambda name: blob)
     with pytest.raises(SnncError, match=rf"labels must be in \[0, {classes}\), found {min(0, bad)}\.\.{max(0, bad)}"):
         data.load(f"{kind}:{folder}")
+
+
+def test_export_check_data_refuses_a_payload_folder(tmp_path):
+    """`snnc export --check-data cifar10:DIR` reads through the same reader."""
+    from snnc.export_check import load_check_data
+
+    marker = tmp_path / "pwned"
+    folder = _fill(tmp_path / "batches", "cifar10", lambda name: _payloads(marker)["exec"])
+    manifest = {"network": "net", "classes": 10, "input": {"kind": "image", "dims": [3, 32, 32]}}
+    with pytest.raises(SnncError, match="refusing to unpickle builtins.exec"):
+        load_check_data(f"cifar10:{folder}", manifest)
+    assert not marker.exists()
