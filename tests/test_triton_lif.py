@@ -188,3 +188,29 @@ def test_triton_saves_only_h_for_backward():
     saved = saved_for_backward(lambda x: lif(x, backend="triton"), x.detach().to(DEVICE).requires_grad_())
     big = [t for t in saved if t.numel() >= x.numel()]
     assert len(big) == 1 and torch.equal(big[0].view(x.shape).cpu(), record["h"])
+
+
+def test_no_python_float_reaches_a_kernel(monkeypatch):
+    """Triton types Python floats as float32 on a GPU (the interpreter keeps float64), so a float64
+    kernel given decay or vth as a float would compute with float32 values there. Every runtime
+    scalar must arrive in a tensor of the compute dtype instead."""
+    calls = []
+    launch_once = launch._launch
+
+    def spy(kernel, N, *args, **kwargs):
+        calls.append((kernel.__name__ if hasattr(kernel, "__name__") else str(kernel), args, kwargs))
+        return launch_once(kernel, N, *args, **kwargs)
+
+    monkeypatch.setattr(launch, "_launch", spy)
+    x = make_input(4, (2, 3, 37))
+    kwargs = dict(tau=3.0, decay_input=True, vth=0.3, mask_p=0.3, rescale=True, surrogate="dspike(b=0.7, region=0.3)")
+    run_triton(x, **MASK, **kwargs)
+    xd = x.detach().to(DEVICE).requires_grad_()
+    w = torch.full((3,), 0.7, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    s = bn_lif(xd, w, None, None, None, training=True, momentum=0.1, eps=1e-5, scale=0.3, backend="triton", **kwargs)
+    s.sum().backward()
+    launch.keep_mask(5, 1, 4, 37, 0.3, DEVICE)
+    assert len(calls) == 5  # forward and backward twice, and the mask kernel
+    for name, args, kw in calls:
+        floats = [a for a in (*args, *kw.values()) if isinstance(a, float)]
+        assert not floats, (name, floats)
