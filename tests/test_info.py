@@ -190,7 +190,7 @@ def test_networks_too_large_are_refused_at_the_layer(overrides, what, where):
 
 
 @pytest.mark.parametrize("old,new,where", [
-    ("head   = adaptive_avgpool -> flatten -> fc(classes)", "head = flatten -> fc(1000000000)", "head"),
+    ("head   = adaptive_avgpool -> flatten -> fc(classes)", "head = flatten -> fc(1000000000) -> fc(classes)", "head"),
     ("input image[1, 8, 8]", "input image[1, 100000, 100000]", "stem"),
     ("T = 4", "T = 100000000", "stem"),
 ])
