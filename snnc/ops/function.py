@@ -154,18 +154,28 @@ class BnLifFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         x2d, sg_params = ctx.saved_tensors
-        st: BnStats = ctx.stats_bn
-        grad_y = ctx.engine.backward(grad.reshape(x2d.shape), x2d, ctx.cfg, sg_params, ctx.mask, st.bn)
-        # BN backward (docs/methods.md §9) by torch's own kernel: y = (weight * scale) * xhat + bias,
-        # so the weight it sees is weight * scale and its weight gradient is scaled back.
-        cdt, C, inner = st.mean.dtype, st.bn.channels, st.bn.inner
-        gy = grad_y.view(-1, C, inner).to(cdt)
-        x3 = x2d.reshape(-1, C, inner).to(cdt)
-        stats = (None, None, st.mean, st.rstd) if st.batch_stats else (st.mean, st.var, None, None)
         need_w, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
-            gy, x3, st.weight * st.scale, *stats, st.batch_stats, st.eps, [True, need_w, need_b])
-        grad_x = grad_x.to(grad_y.dtype).view(ctx.shape)
-        grad_w = (grad_w * st.scale).to(ctx.dtypes[0]) if need_w else None
+        grad_x, grad_w, grad_b = bn_lif_backward(ctx.engine, grad, x2d, ctx.cfg, sg_params, ctx.mask, ctx.stats_bn,
+                                                 need_w, need_b)
+        grad_x = grad_x.view(ctx.shape)
+        grad_w = grad_w.to(ctx.dtypes[0]) if need_w else None
         grad_b = grad_b.to(ctx.dtypes[1]) if need_b else None
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
+
+
+def bn_lif_backward(engine, grad, x2d, cfg: LifConfig, sg_params, mask, st: BnStats, need_w: bool, need_b: bool):
+    """(dL/dx in x's dtype and [T*B, C, inner] layout, dL/dweight, dL/dbias in the compute dtype, or None).
+
+    The LIF backward recomputes h from x and gives dL/dy; BN backward (docs/methods.md §9) is
+    torch's own kernel: y = (weight * scale) * xhat + bias, so the weight it sees is weight * scale
+    and its weight gradient is scaled back.
+    """
+    grad_y = engine.backward(grad.reshape(x2d.shape), x2d, cfg, sg_params, mask, st.bn)
+    cdt, C, inner = st.mean.dtype, st.bn.channels, st.bn.inner
+    gy = grad_y.view(-1, C, inner).to(cdt)
+    x3 = x2d.reshape(-1, C, inner).to(cdt)
+    stats = (None, None, st.mean, st.rstd) if st.batch_stats else (st.mean, st.var, None, None)
+    grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+        gy, x3, st.weight * st.scale, *stats, st.batch_stats, st.eps, [True, need_w, need_b])
+    grad_x = grad_x.to(grad_y.dtype)
+    return grad_x, (grad_w * st.scale if need_w else None), (grad_b if need_b else None)

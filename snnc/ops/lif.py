@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from snnc.diagnostics import SnncError
-from snnc.ops.config import DEFAULT_DECAY, check_backend, check_input, make_config, surrogate_params
+from snnc.ops import library
+from snnc.ops.config import DEFAULT_DECAY, LifConfig, check_backend, check_input, make_config, surrogate_params
 from snnc.ops.function import BnLifFunction, LifFunction, bn_stats, engine_for, record_stats, run_no_grad
 from snnc.ops.mask import keep_mask_torch, mask_key_seed
 from snnc.ops.reference import lif_reference
@@ -44,14 +45,6 @@ def _reference(x, cfg, sg_params, mask, stats):
     return spikes
 
 
-def _setup(x, backend: str, seed, mask_key, neuron: dict):
-    """Validated (LifConfig, mask) for one call; raises SnncError for bad arguments."""
-    check_input(x)
-    check_backend(backend)
-    cfg = make_config(**neuron)
-    return cfg, _mask(seed, mask_key, cfg.masked)
-
-
 def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard", decay_input=False,
         detach_reset=False, surrogate="triangle(beta=1.0)", sg_params=None, mask_p=0.0, rescale=False,
         seed=None, mask_key=(0, 0, 0), backend="auto", stats: dict | None = None) -> torch.Tensor:
@@ -72,14 +65,27 @@ def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard"
     The fused backends save only h for backward and write the gradient into
     its storage, so one forward supports one backward (no retain_graph).
     """
-    cfg, mask = _setup(x, backend, seed, mask_key, dict(
-        decay=decay, tau=tau, vth=vth, reset=reset, decay_input=decay_input, detach_reset=detach_reset,
-        surrogate=surrogate, mask_p=mask_p, rescale=rescale))
+    check_input(x)
+    check_backend(backend)
+    cfg = make_config(decay=decay, tau=tau, vth=vth, reset=reset, decay_input=decay_input,
+                      detach_reset=detach_reset, surrogate=surrogate, mask_p=mask_p, rescale=rescale)
+    return run_lif(x, cfg, sg_params, seed, mask_key, backend, stats)
+
+
+def run_lif(x: torch.Tensor, cfg: LifConfig, sg_params, seed, mask_key, backend: str, stats) -> torch.Tensor:
+    """`lif` for an already validated x, backend and `LifConfig` (the `LIF` module's per-call path).
+
+    Eager calls run the autograd Function; under torch.compile the `snnc::lif` custom op
+    (snnc.ops.library), which Dynamo records as one op.
+    """
+    mask = _mask(seed, mask_key, cfg.masked)
     if backend == "reference":
         sg = None if sg_params is None else surrogate_params(cfg, sg_params, "cpu")
         return _reference(x, cfg, sg, mask, stats)
-    engine = engine_for(x, backend)
     sg = surrogate_params(cfg, sg_params, x.device)
+    if torch.compiler.is_compiling():
+        return library.call_lif(x, cfg, sg, mask, backend, stats)
+    engine = engine_for(x, backend)
     if not (torch.is_grad_enabled() and x.requires_grad):
         return run_no_grad(x, cfg, engine, None, stats)
     return LifFunction.apply(x, sg, cfg, engine, mask, stats)
@@ -112,15 +118,26 @@ def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training
     Only x is saved for backward; h is recomputed there.
     """
     check_input(x)
+    check_backend(backend)
+    cfg = make_config(**neuron)
+    return run_bn_lif(x, weight, bias, running_mean, running_var, training, momentum, eps, scale, cfg, sg_params,
+                      seed, mask_key, backend, stats)
+
+
+def run_bn_lif(x, weight, bias, running_mean, running_var, training: bool, momentum: float, eps: float,
+               scale: float, cfg: LifConfig, sg_params, seed, mask_key, backend: str, stats) -> torch.Tensor:
+    """`bn_lif` for an already validated backend and `LifConfig` (see `run_lif`)."""
     _check_bn_args(x, weight, bias, running_mean, running_var)
-    runtime = dict(sg_params=sg_params, seed=seed, mask_key=mask_key, backend=backend, stats=stats)
     if backend == "reference":
         y = _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
-        return lif(y, **runtime, **neuron)
-    cfg, mask = _setup(x, backend, seed, mask_key, neuron)
+        return run_lif(y, cfg, sg_params, seed, mask_key, backend, stats)
+    mask = _mask(seed, mask_key, cfg.masked)
+    sg = surrogate_params(cfg, sg_params, x.device)
+    if torch.compiler.is_compiling():
+        return library.call_bn_lif(x, weight, bias, running_mean, running_var, training, momentum, eps, scale, cfg,
+                                   sg, mask, backend, stats)
     engine = engine_for(x, backend)
     st = bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
-    sg = surrogate_params(cfg, sg_params, x.device)
     wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if not wants_grad:
         return run_no_grad(x, cfg, engine, st.bn, stats)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnc.ops.config import DEFAULT_DECAY, PARAM_DTYPE, check_backend, make_config
-from snnc.ops.lif import bn_lif, lif
+from snnc.ops.config import DEFAULT_DECAY, PARAM_DTYPE, check_backend, check_input, make_config
+from snnc.ops.lif import run_bn_lif, run_lif
 
 
 class LIF(nn.Module):
@@ -48,12 +48,11 @@ class LIF(nn.Module):
                 f"rescale={c.rescale}, layer={self.layer}")
 
     def _lif_kwargs(self) -> dict:
-        c = self.config
-        if self.training and c.masked:
+        # The settings were validated once, in the constructor: each call goes straight to
+        # run_lif/run_bn_lif, which torch.compile traces without a graph break.
+        if self.training and self.config.masked:
             self.iteration.add_(1)
-        return dict(decay=c.decay, vth=c.vth, reset=c.reset, decay_input=c.decay_input,
-                    detach_reset=c.detach_reset, surrogate=c.surrogate, sg_params=self.sg_params,
-                    mask_p=c.mask_p, rescale=c.rescale, seed=self.seed,
+        return dict(cfg=self.config, sg_params=self.sg_params, seed=self.seed,
                     mask_key=(self.rank, self.layer, self.iteration), backend=self.backend,
                     stats={} if self.record_stats else None)
 
@@ -63,8 +62,9 @@ class LIF(nn.Module):
             self.h_mean, self.h_std, self.spike_rate = stats["h_mean"], stats["h_std"], stats["spike_rate"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x)
         kwargs = self._lif_kwargs()
-        spikes = lif(x, **kwargs)
+        spikes = run_lif(x, **kwargs)
         self._keep_stats(kwargs)
         return spikes
 
@@ -81,9 +81,9 @@ class LIF(nn.Module):
             factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
         batch_stats = bn.training or (bn.running_mean is None and bn.running_var is None)
         keep_running = not bn.training or bn.track_running_stats
+        check_input(x)
         kwargs = self._lif_kwargs()
-        spikes = bn_lif(x, bn.weight, bn.bias, bn.running_mean if keep_running else None,
-                        bn.running_var if keep_running else None, training=batch_stats, momentum=factor,
-                        eps=bn.eps, scale=scale, **kwargs)
+        spikes = run_bn_lif(x, bn.weight, bn.bias, bn.running_mean if keep_running else None,
+                            bn.running_var if keep_running else None, batch_stats, factor, bn.eps, scale, **kwargs)
         self._keep_stats(kwargs)
         return spikes

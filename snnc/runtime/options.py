@@ -50,6 +50,9 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=int, default=d["warmup_epochs"],
                    help="linear warm-up before the cosine schedule (default: %(default)s)")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (each LIF layer stays one custom op: no graph breaks); "
+                        "the first steps pay the compilation")
     p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
     p.add_argument("--out", metavar="RUN_DIR", default=None,
                    help=f"run folder: metrics.jsonl, checkpoint.pt (default: runs/{spec.network}-{spec.slug})")

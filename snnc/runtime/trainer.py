@@ -100,6 +100,8 @@ class Trainer:
         if self.world.size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if getattr(args, "compile", False):  # train.py --compile: the LIF layers are custom ops (snnc.ops.library)
+            self.net = torch.compile(self.net)
         self.cpng = CPNGHook(self.model, spec.cpng["layers"], spec.cpng["chi_limit"], spec.cpng["per_batch"]) \
             if spec.cpng else None
         self.two = TWOHook(self.model, spec.two["module"], spec.two["m"], spec.two["warmup"]) if spec.two else None
