@@ -74,6 +74,7 @@ def context(spec: LifSpec, kind: str) -> dict:
         "scalar_loads": hooks.scalar_loads(kind, spec.decay_input, spec.masked, spec.rescale),
         "to_storage": storage_cast,
         "scalar_count": len(hooks.SCALARS),
+        **hooks.step_code(spec),
     }
 
 

@@ -1,39 +1,22 @@
-"""Python hooks the LIF templates call: Triton code for each surrogate and for the MSG mask.
+"""Python hooks the LIF templates call: Triton code for the per-element math and for the MSG mask.
 
-Templates only branch on flags and insert these lines; all formulas live here,
-written from docs/methods.md §2 (surrogates) and §3 (masks). The surrogate code
+Templates only branch on flags and insert these lines. The per-element math (charge,
+fire, reset, surrogates, the reverse step) is written once, target-neutral, in
+`snnc.backends.lif_math` (docs/methods.md §1-§3) and rendered to Triton here; the
+mask draw (Philox, §3) and the storage casts are Triton's own. The surrogate code
 reads z = h - vth and the parameters loaded from the per-layer tensor under
 their catalog names, and assigns `sg`.
 """
 
 from __future__ import annotations
 
+from snnc.backends import lif_math
 from snnc.catalog import SURROGATE_PARAMS
 
-SURROGATE_CODE: dict[str, tuple[str, ...]] = {
-    "triangle": (
-        "sg = beta * tl.maximum(1.0 - beta * tl.abs(z), 0.0)",
-    ),
-    "rectangle": (
-        "sg = tl.where(tl.abs(z) < 0.5 / beta, beta, 0.0)",
-    ),
-    "arctan": (
-        "w = 3.141592653589793 * beta * z",
-        "sg = beta / (1.0 + w * w)",
-    ),
-    "dspike": (
-        # 1 - tanh(b z)^2 = 4 e / (1 + e)^2 with e = exp(-2 b |z|), which never overflows
-        "e = tl.exp(-2.0 * b * tl.abs(z))",
-        "e_region = tl.exp(-2.0 * b * region)",
-        "tanh_region = (1.0 - e_region) / (1.0 + e_region)",
-        "sg = b * (4.0 * e / ((1.0 + e) * (1.0 + e))) / (2.0 * tanh_region)",
-        "sg = tl.where(tl.abs(z) <= region, sg, 0.0)",  # closed support, as the SML code
-    ),
-    "sigmoid": (
-        "sig = 1.0 / (1.0 + tl.exp(-alpha * z))",
-        "sg = alpha * sig * (1.0 - sig)",
-    ),
-}
+# The math itself is target-neutral, in snnc.backends.lif_math (shared with the CPU kernel).
+SURROGATE_CODE: dict[str, tuple[str, ...]] = {name: lif_math.to_triton(lines)
+                                              for name, lines in lif_math.SURROGATES.items()}
+
 
 # Philox (the generator behind tl.rand) keyed by hash(seed, rank, layer), with the
 # counter (element offset, t, iteration, 0): one independent U[0,1) per element,
@@ -94,3 +77,15 @@ def surrogate_param_loads(name: str) -> list[tuple[str, int]]:
 
 def mask_code() -> tuple[str, ...]:
     return MASK_CODE
+
+
+def step_code(spec) -> dict[str, tuple[str, ...]]:
+    """Triton lines of the per-element steps of `spec` (see lif_math)."""
+    return {
+        "charge_code": lif_math.to_triton(lif_math.charge(spec.decay_input, spec.fused_bn)),
+        "fire_code": lif_math.to_triton(lif_math.FIRE),
+        "z_code": lif_math.to_triton(lif_math.SURROGATE_INPUT),
+        "reset_code": lif_math.to_triton(lif_math.reset(spec.reset)),
+        "mask_apply_code": lif_math.to_triton(lif_math.apply_mask(spec.rescale)),
+        "gradient_code": lif_math.to_triton(lif_math.gradient(spec.reset, spec.detach_reset, spec.decay_input)),
+    }
