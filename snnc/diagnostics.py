@@ -79,6 +79,15 @@ class SnncError(Exception):
         return f"{where}error: {self.message}"
 
 
+def brief(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message` of a foreign exception on one line, shortened at a word boundary."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        cut = text.rfind(" ", 0, limit)
+        text = text[: cut if cut > limit // 2 else limit].rstrip(" ,;:") + " ..."
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
 def did_you_mean(name: str, candidates, what: str = "") -> str | None:
     """A hint naming the closest candidate, or listing the allowed ones if none is close."""
     candidates = sorted(set(candidates))

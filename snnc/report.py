@@ -25,6 +25,7 @@ from pathlib import Path
 from statistics import median
 
 from snnc.diagnostics import SnncError
+from snnc.runfolder import read_ir, read_manifest
 
 PJ_PER_AC = 0.9    # one accumulate (a synaptic operation on a spike)
 PJ_PER_MAC = 4.6   # one multiply-accumulate
@@ -105,31 +106,54 @@ def _series(records: list[dict], key: str) -> dict[str, list[float | None]]:
 def collect(run: Path) -> dict:
     """Every number the report shows."""
     records = read_metrics(run)
-    epochs = [r["epoch"] + 1 for r in records]
+    epochs = [r["epoch"] for r in records]
     data = {"epochs": epochs,
             "loss": {k: [r.get(k) for r in records] for k in ("train_loss", "test_loss")},
             "accuracy": {k: [r.get(k) for r in records] for k in ("train_acc", "test_acc")},
             "samples_per_s": [r.get("samples_per_s") for r in records],
-            "firing_rates": _series(records, "firing_rates")}
+            "firing_rates": _series(records, "firing_rates"),
+            "stages": _stage_starts(records)}
     cpng = _series(records, "cpng")
     if cpng:
         data["cpng"] = {part: {n: [v[part] if v else None for v in vals] for n, vals in cpng.items()}
                         for part in ("beta", "chi")}
     if any("two_weights" in r for r in records):
         data["two_weights"] = [r.get("two_weights") for r in records]
-    manifest = run / "manifest.json"
-    data["manifest"] = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    data["manifest"] = read_manifest(run / "manifest.json") if (run / "manifest.json").is_file() else {}
     ir = run / "model.ir"
     if ir.is_file():
-        from snnc.ir.textparse import parse
-
+        graph = read_ir(ir)
         last = records[-1]
-        graph = parse(ir.read_text(), str(ir))
-        layers = energy(graph, last.get("firing_rates") or {}, int(last.get("T") or graph.params["T"]))
-        data["energy"] = {"T": int(last.get("T") or graph.params["T"]), "layers": [asdict(x) for x in layers],
-                          "total_pj": sum(x.pj for x in layers),
+        T = int(last.get("T") or graph.params["T"])
+        layers = energy(graph, last.get("firing_rates") or {}, T)
+        data["energy"] = {"T": T, "layers": [asdict(x) for x in layers], "total_pj": sum(x.pj for x in layers),
                           "ann_pj": sum(x.macs for x in layers) * PJ_PER_MAC}
+        if "cpng" in data:
+            data["cpng"]["initial_beta"] = _initial_betas(graph)
+            data["cpng"]["chi_limit"] = graph.attrs.get("cpng_chi_limit")
     return data
+
+
+def _stage_starts(records: list[dict]) -> list[dict]:
+    """[{"epoch": first epoch of a TIT stage, "T": its T}] after the first stage."""
+    starts = []
+    for prev, r in zip(records, records[1:]):
+        if r.get("stage") != prev.get("stage"):
+            starts.append({"epoch": r["epoch"], "T": r.get("T")})
+    return starts
+
+
+def _initial_betas(graph) -> dict[str, float]:
+    """{layer: the surrogate beta the run started from} for CPNG's adaptive layers."""
+    from snnc.names import python_name
+
+    out = {}
+    for node in graph.nodes:
+        if node.op == "lif" and node.attrs.get("adaptive_beta"):
+            params = dict(node.attrs["surrogate"].params)
+            if "beta" in params:
+                out[python_name(node.name)] = float(params["beta"])
+    return out
 
 
 def _figure(title: str, ylabel: str, panels: int = 1):
@@ -144,11 +168,16 @@ def _figure(title: str, ylabel: str, panels: int = 1):
     return fig, axes
 
 
-def _lines(ax, epochs, series: dict, xlabel: str = "epoch") -> None:
+def _lines(ax, epochs, series: dict, stages: list[dict] = (), xlabel: str = "epoch") -> None:
+    """One line per series over epochs, with TIT's stage switches marked."""
     from matplotlib.ticker import MaxNLocator
 
     for name, values in series.items():
         ax.plot(epochs, [math.nan if v is None else v for v in values], marker=".", label=name)
+    for stage in stages:
+        ax.axvline(stage["epoch"] - 0.5, color="gray", linestyle=":", linewidth=1)
+        ax.annotate(f"T={stage['T']}", (stage["epoch"] - 0.5, 1), xycoords=("data", "axes fraction"),
+                    xytext=(2, -10), textcoords="offset points", fontsize="small", color="gray")
     ax.set_xlabel(xlabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(series) <= 24:
@@ -162,35 +191,53 @@ def plots(data: dict, folder: Path) -> list[Path]:
         fig.savefig(folder / name, dpi=110)
         written.append(folder / name)
 
-    for key, label in (("loss", "loss"), ("accuracy", "accuracy")):
-        fig, (ax,) = _figure(label.capitalize(), label)
-        _lines(ax, epochs, data[key])
-        save(fig, f"{key}.png")
+    stages = data.get("stages", [])
+    # The training loss is the recipe's objective (TET, SML, ... terms), not comparable with the
+    # test cross-entropy of the time-averaged output: each gets its own panel.
+    fig, (train, test) = _figure("Training loss (the recipe's objective)", "training loss", 2)
+    _lines(train, epochs, {"train_loss": data["loss"]["train_loss"]}, stages)
+    _lines(test, epochs, {"test_loss": data["loss"]["test_loss"]}, stages)
+    test.set_title("Test cross-entropy of the time-averaged output")
+    test.set_ylabel("cross-entropy")
+    save(fig, "loss.png")
+    fig, (ax,) = _figure("Accuracy", "accuracy")
+    _lines(ax, epochs, data["accuracy"], stages)
+    save(fig, "accuracy.png")
     fig, (ax,) = _figure("Firing rate per LIF layer (last batch of each epoch)", "spikes per neuron and step")
-    _lines(ax, epochs, data["firing_rates"])
+    _lines(ax, epochs, data["firing_rates"], stages)
     save(fig, "firing_rates.png")
     if "cpng" in data:
+        cpng = data["cpng"]
         fig, (chi, beta, final) = _figure("CPNG: chi per layer", "proportion of non-zero gradients", 3)
-        _lines(chi, epochs, data["cpng"]["chi"])
-        _lines(beta, epochs, data["cpng"]["beta"])
+        _lines(chi, epochs, cpng["chi"], stages)
+        if cpng.get("chi_limit") is not None:
+            chi.axhline(cpng["chi_limit"], color="gray", linestyle="--", label="chi_limit")
+            chi.legend(fontsize="small")
+        _lines(beta, epochs, cpng["beta"], stages)
         beta.set_title("beta per layer")
-        names = list(data["cpng"]["beta"])
-        final.bar(range(len(names)), [data["cpng"]["beta"][n][-1] or math.nan for n in names])
-        final.axhline(1.0, color="gray", linestyle="--")
-        final.set_title("final beta per layer (initial 1.0)")
-        final.set_xlabel("layer")
+        beta.set_ylabel("surrogate beta")
+        names = list(cpng["beta"])
+        initial = cpng.get("initial_beta") or {}
+        final.bar(range(len(names)), [cpng["beta"][n][-1] or math.nan for n in names], label="final")
+        final.scatter(range(len(names)), [initial.get(n, math.nan) for n in names], color="black", marker="_",
+                      s=200, label="initial", zorder=3)
+        final.set_title("final and initial beta per layer")
+        final.set_xlabel("layer (in network order)")
+        final.set_ylabel("surrogate beta")
+        final.legend(fontsize="small")
         save(fig, "cpng.png")
     if "two_weights" in data:
         width = max(len(f or []) for f in data["two_weights"])
         series = {f"f[{t}]": [f[t] if f and t < len(f) else None for f in data["two_weights"]] for t in range(width)}
         fig, (ax,) = _figure("TWO: output weight of each time step", "f[t]")
-        _lines(ax, epochs, series)
+        _lines(ax, epochs, series, stages)
         save(fig, "two.png")
     if "energy" in data:
         layers = data["energy"]["layers"]
         fig, (ax,) = _figure(f"Energy per sample over T={data['energy']['T']} steps", "pJ")
         ax.bar(range(len(layers)), [x["pj"] for x in layers])
         ax.set_xticks(range(len(layers)), [x["layer"] for x in layers], rotation=60, ha="right", fontsize="small")
+        ax.set_xlabel("layer")
         save(fig, "energy.png")
     return written
 
@@ -236,15 +283,20 @@ def summary(data: dict, images: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(run: str | Path, out: str | Path | None = None) -> tuple[Path, dict]:
+def write_report(run: str | Path, out: str | Path | None = None, force: bool = False) -> tuple[Path, dict]:
     """Writes the report of `run` into `out` (default RUN_DIR/report); returns (folder, data)."""
+    from snnc.outputs import check_destination, folder_kind, staged_folder
+
     run = Path(run)
     if not run.is_dir():
         raise SnncError(f"no run folder at {run}", hint="pass the --out folder of a training run")
-    folder = Path(out) if out else run / "report"
-    data = collect(run)
-    folder.mkdir(parents=True, exist_ok=True)
-    images = plots(data, folder)
-    (folder / "data.json").write_text(json.dumps(data, indent=1) + "\n")
-    (folder / "summary.md").write_text(summary(data, images))
+    if folder_kind(run) != "run":
+        raise SnncError(f"{run} is not a training run folder (it has no metrics.jsonl or checkpoint.pt)",
+                        hint="pass the --out folder of a training run")
+    folder = check_destination(Path(out) if out else run / "report", "report", force=force)
+    data = {"kind": "report", **collect(run)}
+    with staged_folder(folder) as tmp:
+        images = plots(data, tmp)
+        (tmp / "data.json").write_text(json.dumps(data, indent=1) + "\n")
+        (tmp / "summary.md").write_text(summary(data, images))
     return folder, data

@@ -121,6 +121,8 @@ def check_checkpoint(state: dict, path: Path, graph: Graph | None = None) -> dic
                                   + (f" ({', '.join(map(str, sorted(allowed)))})" if allowed else ""))
     if "metrics" in state and not isinstance(state["metrics"], dict):
         raise _bad(path, "metrics", "must be an object")
+    if "schedule" in state and not _schedule_ok(state["schedule"]):
+        raise _bad(path, "schedule", "must be a list of {\"T\": int, \"epochs\": int, \"lr\": number}")
     return state
 
 

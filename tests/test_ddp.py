@@ -120,7 +120,7 @@ def test_ranks_hold_identical_beta_and_two_weights(tmp_path):
     # Only rank 0 logs and writes: one summary per epoch, one metrics line per epoch, one checkpoint.
     assert proc.stdout.count("epoch 1/2") == 1 and proc.stdout.count("done:") == 1
     records = read_metrics(run)
-    assert [r["epoch"] for r in records] == [0, 1]
+    assert [r["epoch"] for r in records] == [1, 2]
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "manifest.json", "metrics.jsonl", "model.ir"]
     ck = checkpoint.load(run / "checkpoint.pt")
     assert ck["world_size"] == 2 and torch.equal(ck["model"]["decode.f"], f)

@@ -90,3 +90,46 @@ def test_resume_repairs_torn_and_missing_metrics_lines(tiny):
     assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--resume"]) == 0
     assert not (run / ".checkpoint.pt.tmp-1").exists()
     _same_run(ref, run)
+
+
+def _train_subprocess(tiny_build: Path, out: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(tiny_build / "train.py"), *ARGS, "--epochs", "3", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("phase", ["set-up", "a long first batch"])
+def test_sigterm_ends_a_run_promptly_in_any_phase(tiny, phase):
+    import time
+
+    from snnc.runtime import trainer
+
+    assert trainer.STOP_GRACE < 10  # the promise: any run ends within 10 s of SIGTERM
+    mod, tmp, ref = tiny
+    build_dir = Path(mod.__file__).parent
+    out = tmp / f"term-{phase.replace(' ', '-')}"
+    env = {trainer.SLOW_BATCH_ENV: "60", trainer.STOP_GRACE_ENV: "1"}
+    proc = _train_subprocess(build_dir, out, env)
+    if phase == "set-up":
+        time.sleep(0.3)  # importing torch: long before the first batch
+    else:
+        _wait_for(lambda: (out / "manifest.json").exists())  # written right before training starts
+        time.sleep(0.5)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    took = time.monotonic() - start
+    assert proc.returncode in (143, -signal.SIGTERM), err  # before snnc's handler exists the default applies
+    assert took < 5, took
+    assert not list(out.glob(".checkpoint.pt.tmp-*")) if out.exists() else True
+    if phase == "a long first batch":
+        assert proc.returncode == 143 and "no batch boundary within 1 s" in err

@@ -1,7 +1,7 @@
 """The `snnc` command line: parses arguments, dispatches, and turns errors into exit codes.
 
 Exit codes: 0 success, 1 user error (a diagnostic, never a traceback unless
---debug), 2 usage error, 130 interrupted, 70 internal error.
+--debug), 2 usage error, 130 interrupted, 143 terminated (SIGTERM), 70 internal error.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from snnc import __version__
 from snnc.diagnostics import SnncError, render
 
-EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
+EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 70, 130, 143
 
 
 def parse_set(text: str) -> tuple[str, str]:
@@ -73,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(render(err), file=sys.stderr)
         return EXIT_USER
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        from snnc.outputs import Terminated
+
+        print("terminated; no output folder was changed" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug in snnc, not in the user's input

@@ -88,6 +88,10 @@ class Builder:
                 f"the network output must be [T,B,classes], but stage '{last.name}' gives {fmt(out.shape)}",
                 last.loc, "end the last stage with flatten -> fc(classes)",
             )
+        if "classes" in params and out.shape[-1] != params["classes"]:
+            raise SnncError(f"the network output has {out.shape[-1]} classes, but the parameter classes = "
+                            f"{params['classes']}", out.loc or last.loc,
+                            f"end the last stage with fc(classes), or set classes = {out.shape[-1]}")
         nodes = _assign_tdbn_factor(top.nodes)
         blocks = tuple(sorted(self.instances.values(), key=lambda b: _block_order(b.name)))
         return assign_tdbn_thresholds(Graph(net.name, Attrs(params), tuple(nodes), current, (), blocks))

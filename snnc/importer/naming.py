@@ -12,13 +12,23 @@ NETWORK_PARAMS = ("T", "classes")
 
 
 def snake_case(name: str) -> str:
-    """`BasicBlock` -> `basic_block`, `VGGStage` -> `vgg_stage`."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    """`BasicBlock` -> `basic_block`, `VGGStage` -> `vgg_stage`, `ResNet18` -> `resnet18` (a `Net` joins the
+    word before it, as the networks' own papers spell them), `MobileNetV2` -> `mobilenet_v2`."""
+    words = re.findall(r"[A-Z]+(?![a-z])\d*|[A-Z]?[a-z]+\d*|\d+", name)
+    merged: list[str] = []
+    for word in words:
+        if merged and re.fullmatch(r"[Nn]et\d*", word):
+            merged[-1] += word
+        else:
+            merged.append(word)
+    return "_".join(merged).lower() if merged else name.lower()
 
 
 def block_base(class_name: str) -> str:
     """The block name for a module class: snake case without a trailing `_block` (`BasicBlock` -> `basic`)."""
     name = snake_case(class_name)
+    if identifier_problem(name):  # a class named `Block` would otherwise become `block_`
+        return f"{name}_unit"
     return name[: -len("_block")] if name.endswith("_block") and len(name) > len("_block") else name
 
 

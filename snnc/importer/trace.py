@@ -8,6 +8,7 @@ from the exception's traceback, or recorded by the tracer for each fx node.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import linecache
 import re
@@ -23,7 +24,7 @@ import torch.fx as fx
 from torch import nn
 
 import snnc
-from snnc.diagnostics import Loc, SnncError
+from snnc.diagnostics import Loc, SnncError, brief
 
 _LIBRARY_DIRS = tuple(str(Path(p).resolve()) for p in (
     Path(torch.__file__).parent, Path(snnc.__file__).parent, sysconfig.get_paths()["stdlib"]))
@@ -91,8 +92,20 @@ def _run_user_code(what: str, fn):
     except SnncError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure in the user's code is reported at its line
-        raise SnncError(f"{what} failed: {type(exc).__name__}: {str(exc)[:300]}",
-                        user_loc_from_traceback(exc.__traceback__)) from None
+        hint = ("pass its arguments with --kwargs '{\"name\": value}', or import a function that builds it"
+                if isinstance(exc, TypeError) and what.startswith("building") else None)
+        raise SnncError(f"{what} failed: {brief(exc)}", user_loc_from_traceback(exc.__traceback__), hint) from None
+
+
+def _targets_hint(pymod, module_name: str) -> str | None:
+    """The classes (nn.Module) and functions defined in the user's file: what FILE.py:Name may name."""
+    classes = sorted(k for k, v in vars(pymod).items()
+                     if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module_name)
+    functions = sorted(k for k, v in vars(pymod).items()
+                       if inspect.isfunction(v) and v.__module__ == module_name and not k.startswith("_"))
+    parts = ([f"modules: {', '.join(classes)}"] if classes else []) + \
+        ([f"functions: {', '.join(functions)}"] if functions else [])
+    return "defined there: " + "; ".join(parts) if parts else None
 
 
 def load_module(spec: str, kwargs_json: str | None = None) -> tuple[nn.Module, str, str]:
@@ -121,10 +134,7 @@ def load_module(spec: str, kwargs_json: str | None = None) -> tuple[nn.Module, s
     target = pymod
     for part in name.split("."):
         if not hasattr(target, part):
-            names = sorted(k for k, v in vars(pymod).items()
-                           if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module_name)
-            raise SnncError(f"{path} has no '{name}'", None,
-                            "modules defined there: " + ", ".join(names) if names else None)
+            raise SnncError(f"{path} has no '{name}'", None, _targets_hint(pymod, module_name))
         target = getattr(target, part)
     if not callable(target):
         raise SnncError(f"'{name}' in {path} is not a class or function", None)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from snnc.diagnostics import SnncError
+from snnc.diagnostics import SnncError, brief
 
 FORMAT = "snnc-checkpoint-v1"
 # Test hook, off unless set: SNNC_TEST_SLOW_CHECKPOINT_WRITE=SECONDS writes the first half of the
@@ -76,7 +76,7 @@ def load(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated or foreign files all land here
-        raise SnncError(f"{path} is not a readable checkpoint ({exc.__class__.__name__}: {str(exc)[:200]})",
+        raise SnncError(f"{path} is not a readable checkpoint ({brief(exc)})",
                         None, "it may be truncated or corrupted; use an earlier checkpoint or retrain") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise SnncError(f"{path} is not an snnc checkpoint", None, f"expected format {FORMAT}")

@@ -10,7 +10,7 @@ import torch
 
 from snnc.diagnostics import SnncError
 from snnc.runtime import data as datasets
-from snnc.runtime.options import TrainSpec
+from snnc.runtime.options import DEFAULTS, TrainSpec
 
 
 @dataclass
@@ -23,11 +23,20 @@ class Stage:
 
 def stages_of(spec: TrainSpec, args) -> list[Stage]:
     """TIT's stages, or one stage of the run's T and epochs."""
-    raw = spec.stages or [(spec.T, args.epochs or spec.defaults.get("epochs", 30))]
+    raw = spec.stages or [(spec.T, args.epochs or spec.defaults.get("epochs", DEFAULTS["epochs"]))]
+    return _stages(raw, args.lr)
+
+
+def recorded_stages(schedule: list[dict]) -> list[Stage]:
+    """The stages a run recorded in its checkpoint (`resume` continues them unless --epochs is given)."""
+    return _stages([(s["T"], s["epochs"], s["lr"]) for s in schedule], None)
+
+
+def _stages(raw, lr_default) -> list[Stage]:
     out, first = [], 0
     for item in raw:
         T, epochs = int(item[0]), int(item[1])
-        lr = float(item[2]) if len(item) > 2 else args.lr
+        lr = float(item[2]) if len(item) > 2 else lr_default
         out.append(Stage(T, epochs, lr, first))
         first += epochs
     return out

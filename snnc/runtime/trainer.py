@@ -24,6 +24,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,10 @@ from snnc.runtime.options import TrainSpec, make_parser, validate
 from snnc.runtime.progress import Progress
 
 EXIT_TERMINATED = 143
+STOP_GRACE = 8.0  # seconds from SIGTERM to exit when no batch boundary comes (a run ends within 10 s)
+# Test hooks, off unless set: SNNC_TEST_SLOW_BATCH=SECONDS sleeps inside the first batch of a run (a batch
+# too long to wait for); SNNC_TEST_STOP_GRACE=SECONDS replaces STOP_GRACE.
+SLOW_BATCH_ENV, STOP_GRACE_ENV = "SNNC_TEST_SLOW_BATCH", "SNNC_TEST_STOP_GRACE"
 DUMP_ENV = "SNNC_DUMP_RANK_STATE"
 
 
@@ -135,6 +140,9 @@ class Trainer:
             return None
         ck = checkpoint.load(ckpt)
         self._check_compatible(ck, ckpt)
+        if self.args.epochs is None and ck.get("schedule"):  # continue the schedule the run started with
+            self.stages = setup.recorded_stages(ck["schedule"])
+            self.total_epochs = sum(s.epochs for s in self.stages)
         return ck
 
     def _build_file(self, name: str) -> Path | None:
@@ -270,16 +278,22 @@ class Trainer:
                 epoch = int(record["epoch"])
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a kill mid-write
-            if epoch < epochs_done:
+            if 1 <= epoch <= epochs_done:
                 keep[epoch] = line
-        if last.get("epoch") == epochs_done - 1 and epochs_done - 1 not in keep:
-            keep[epochs_done - 1] = json.dumps(last)  # killed between the checkpoint and its metrics line
+        if last.get("epoch") == epochs_done and epochs_done not in keep:
+            keep[epochs_done] = json.dumps(last)  # killed between the checkpoint and its metrics line
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text("".join(keep[e] + "\n" for e in sorted(keep)))
         os.replace(tmp, path)
 
     # -- signals
     def _on_signal(self, signum, frame) -> None:
+        """Stop at the next batch boundary with a checkpoint; if a batch keeps the process busy longer
+        than STOP_GRACE seconds, exit anyway (the last checkpoint on disk is complete)."""
+        if self.stop_signal is None:
+            timer = threading.Timer(_stop_grace(), _exit_terminated)
+            timer.daemon = True
+            timer.start()
         self.stop_signal = signum
 
     # -- loops
@@ -305,6 +319,8 @@ class Trainer:
             if i < skip:
                 continue
             x, y = self._batch_input(x, epoch, i), y.to(self.device, non_blocking=True)
+            if i == skip and os.environ.get(SLOW_BATCH_ENV):
+                time.sleep(float(os.environ[SLOW_BATCH_ENV]))
             last = i == n - 1
             for layer in self.spec.lif_layers:  # firing rates (and CPNG's h statistics) from the last batch
                 self.model.get_submodule(layer).record_stats = last or bool(self.cpng and self.cpng.per_batch)
@@ -336,8 +352,7 @@ class Trainer:
             sums.correct += float((predict(outputs.detach()) == y).sum())
             sums.count += b
             sums.batches = i + 1
-            progress.update(loss=sums.loss / sums.count, acc=sums.correct / sums.count,
-                            rate=b * self.world.size / max(progress.step_time(), 1e-9))
+            progress.update(loss=sums.loss / sums.count, acc=sums.correct / sums.count, samples=b * self.world.size)
             if stop and not last:
                 sums.seconds += time.perf_counter() - start
                 self.state.batch, self.state.sums = i + 1, sums
@@ -369,7 +384,8 @@ class Trainer:
 
     def _epoch_record(self, epoch: int, stage: int, sums: EpochSums, lr: float) -> dict:
         totals = dist.sum_across_ranks(torch.tensor([sums.loss, sums.correct, sums.count], dtype=torch.float64))
-        record = {"epoch": epoch, "stage": stage, "T": self.stages[stage].T, "lr": lr,
+        # "epoch" counts completed epochs (1-based), as the checkpoint's "epoch" and the progress output do
+        record = {"epoch": epoch + 1, "stage": stage, "T": self.stages[stage].T, "lr": lr,
                   "train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[2]),
                   "samples_per_s": float(totals[2]) / max(sums.seconds, 1e-9), "seconds": sums.seconds}
         rates = {}
@@ -484,13 +500,21 @@ def _mix(*values: int) -> int:
 
 
 def threading_main() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
+def _stop_grace() -> float:
+    return float(os.environ.get(STOP_GRACE_ENV) or STOP_GRACE)
+
+
+def _exit_terminated() -> None:
+    print(f"SIGTERM: no batch boundary within {_stop_grace():g} s; exiting without a new checkpoint (the last one "
+          f"is complete; resume with --resume)", file=sys.stderr, flush=True)
+    os._exit(EXIT_TERMINATED)
+
+
 def _summary(r: dict, total: int) -> str:
-    text = (f"epoch {r['epoch'] + 1}/{total}  T={r['T']}  loss {r['train_loss']:.4f}  "
+    text = (f"epoch {r['epoch']}/{total}  T={r['T']}  loss {r['train_loss']:.4f}  "
             f"train {100 * r['train_acc']:.2f}%  test {100 * r['test_acc']:.2f}%  "
             f"{r['samples_per_s']:.0f} samples/s")
     if "cpng" in r:
@@ -507,14 +531,18 @@ def main(spec: TrainSpec, build_model, compute_loss, argv=None) -> int:
     if problems:
         parser.error("; ".join(problems))
     try:
-        return Trainer(spec, build_model, compute_loss, args).run()
+        # Until the training loop takes SIGTERM over (a checkpoint at the next batch), it ends set-up at once.
+        with outputs.terminate_as_interrupt():
+            return Trainer(spec, build_model, compute_loss, args).run()
     except SnncError as err:
         if args.debug:
             raise
         print(render(err), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, outputs.Terminated)
+        print(f"{'terminated' if terminated else 'interrupted'} before training started; the last checkpoint "
+              f"is kept" if terminated else "interrupted; the last checkpoint is kept", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else 130
     finally:
         dist.shutdown()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from snnc.diagnostics import SnncError
+from snnc.diagnostics import SnncError, brief
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -19,15 +19,27 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except Exception as exc:  # noqa: BLE001
-            raise SnncError(f"{path} is not a readable safetensors file: {str(exc)[:200]}",
+            raise SnncError(f"{path} is not a readable safetensors file: {brief(exc)}",
                             hint="it may be truncated or corrupted") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise SnncError(f"{path} is not a readable weights file: {str(exc)[:200]}",
+        raise SnncError(f"{path} is not a readable weights file: {brief(exc)}",
                         hint="it may be truncated or corrupted") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # an snnc checkpoint
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SnncError(f"{path} does not hold a state dict of tensors")
+        raise SnncError(f"{path} does not hold a state dict of tensors", hint=_wrapped_hint(path, state))
     return state
+
+
+def _wrapped_hint(path: Path, state) -> str | None:
+    """Where a training checkpoint keeps its state dict (e.g. {'net': ..., 'acc': ...}), and how to extract it."""
+    if not isinstance(state, dict):
+        return None
+    keys = [k for k, v in state.items() if isinstance(k, str) and isinstance(v, dict) and v
+            and all(isinstance(t, torch.Tensor) for t in v.values())]
+    if not keys:
+        return f"it holds {', '.join(repr(k) for k in list(state)[:6])}; save the model's state_dict() on its own"
+    return (f"it wraps a state dict under {' and '.join(repr(k) for k in keys)}; extract it with: python -c "
+            f"\"import torch; torch.save(torch.load('{path}')[{keys[0]!r}], 'weights.pt')\"")
