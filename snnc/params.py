@@ -124,10 +124,10 @@ class Param:
                 out.append(item)
             return tuple(out)
         if kind == "surrogate":
-            from snnc.catalog import SurrogateSpec, surrogate_from_value
+            from snnc.catalog import SurrogateSpec, make_surrogate, surrogate_from_value
 
-            if isinstance(value, SurrogateSpec):
-                return value
+            if isinstance(value, SurrogateSpec):  # e.g. read back from IR text: bind its name and values again
+                return make_surrogate(value.name, [], dict(value.params))
             return surrogate_from_value(value)
         raise AssertionError(f"unknown param kind {kind}")
 

@@ -116,3 +116,32 @@ def test_run_compiles_trains_and_exports(tmp_path):
     again = snnc("run", str(ROOT / "models" / "digits.snn"), "--recipe", "sml+tet", "--epochs", "1", "--data",
                  "synthetic:64", "--", "--quiet", cwd=tmp_path)
     assert again.returncode == 0 and "runs/digits-sml+tet-2" in again.stdout  # an earlier run is kept
+
+
+def test_train_help_works_without_a_folder():
+    for argv in (["train", "--help"], ["train"]):
+        r = snnc(*argv)
+        assert r.returncode == 0 and "usage: snnc train DIR" in r.stdout and "--epochs" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("source, spec", [("models/digits.snn", "digits"), ("models/resnet18.snn", "cifar10:PATH"),
+                                          ("models/vggsnn.snn", "dvs:PATH")])
+def test_the_compile_hint_names_data_that_fits(tmp_path, source, spec):
+    r = snnc("compile", source, "-o", str(tmp_path / "b"))
+    assert r.returncode == 0, r.stderr
+    assert f"--data {spec} " in r.stdout
+
+
+def test_run_refuses_epochs_with_a_tit_schedule_before_compiling(tmp_path):
+    r = snnc("run", str(ROOT / "models" / "digits.snn"), "--recipe", "tit(stages=[(2,1),(4,1)])", "--epochs", "3",
+             cwd=tmp_path)
+    assert r.returncode == 1 and "conflicts with the tit schedule" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_and_train_share_their_defaults():
+    from snnc.cli.build_commands import RUN_TRAIN_OPTIONS
+    from snnc.cli.main import build_parser
+
+    args = build_parser().parse_args(["run", "models/digits.snn"])
+    assert all(getattr(args, name) is None for name in RUN_TRAIN_OPTIONS)  # train.py's defaults apply

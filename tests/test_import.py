@@ -319,3 +319,40 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
                            "-o", tmp_path / "r18.snn", "--weights", tmp_path / "other.pt")
     assert code == 1 and "does not fit the network" in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt"]
+
+
+@pytest.mark.parametrize("cls, snake", [("ResNet18", "resnet18"), ("GroupedResNet", "grouped_resnet"),
+                                        ("MobileNetV2", "mobilenet_v2"), ("BasicBlock", "basic_block"),
+                                        ("VGGStage", "vgg_stage"), ("LeNet", "lenet"), ("DPN92", "dpn92")])
+def test_imported_names_read_as_the_networks_are_spelled(cls, snake):
+    from snnc.importer.naming import block_base, snake_case
+
+    assert snake_case(cls) == snake
+    assert block_base("Block") == "block_unit"  # `block` is a keyword; `block_` read badly
+
+
+def test_the_network_name_of_a_resnet_class():
+    code, text, _ = snnc("import", f"{NETS}:GroupedResNet", "--input", "3,32,32")
+    assert code == 0 and "network grouped_resnet(" in text and "__" not in text
+
+
+def test_a_missing_target_lists_classes_and_factory_functions():
+    code, _, stderr = snnc("import", f"{NETS}:Nope", "--input", "3,32,32")
+    assert code == 1 and "modules: " in stderr and "functions: " in stderr
+    assert "resnet18_cifar" in stderr.split("functions: ")[1] and "conv3x3" in stderr
+
+
+def test_a_checkpoint_that_wraps_the_state_dict_gets_a_hint(tmp_path):
+    state = nets.StagedVGG().state_dict()
+    torch.save({"net": state, "acc": 93.1, "epoch": 200}, tmp_path / "ckpt.pth")
+    code, _, stderr = snnc("import", f"{NETS}:StagedVGG", "--input", "3,32,32", "-o", tmp_path / "v.snn",
+                           "--weights", tmp_path / "ckpt.pth")
+    assert code == 1 and "wraps a state dict under 'net'" in stderr and "['net']" in stderr
+    torch.save(torch.load(tmp_path / "ckpt.pth")["net"], tmp_path / "weights.pt")  # what the hint says to run
+    assert snnc("import", f"{NETS}:StagedVGG", "--input", "3,32,32", "-o", tmp_path / "v.snn",
+                "--weights", tmp_path / "weights.pt")[0] == 0
+
+
+def test_a_constructor_missing_arguments_hints_at_kwargs():
+    code, _, stderr = snnc("import", f"{NETS}:ResNet", "--input", "3,32,32")
+    assert code == 1 and "missing" in stderr and "--kwargs" in stderr

@@ -61,6 +61,9 @@ def test_report_files_and_numbers_match_the_metrics(run, capsys):
         assert data["cpng"][part] == {n: [r["cpng"][n][part] for r in records] for n in records[0]["cpng"]}
     assert data["two_weights"] == [r["two_weights"] for r in records]
     assert any(b[-1] != 1.0 for b in data["cpng"]["beta"].values()) and records[-1]["two_weights"] != [1.0] * T
+    # the beta panel starts from each layer's own surrogate (triangle's default, 1.0) and draws chi_limit
+    assert data["cpng"]["initial_beta"] == {n: 1.0 for n in records[0]["cpng"]}
+    assert data["cpng"]["chi_limit"] == 0.5 and data["stages"] == []
 
     expected = _expected_energy(records[-1])
     got = {x["layer"]: x["pj"] for x in data["energy"]["layers"]}
@@ -90,4 +93,17 @@ def test_report_skips_torn_lines_and_explains_missing_runs(run, tmp_path, capsys
     assert snnc_main(["report", str(tmp_path / "nothing")]) == 1
     assert snnc_main(["report", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "no run folder" in err and "has no metrics.jsonl" in err and "Traceback" not in err
+    assert "no run folder" in err and "is not a training run folder" in err and "Traceback" not in err
+
+
+def test_report_marks_the_stages_of_a_tit_run(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    _, mod = build(tmp_path, "digits", "tit(stages=[(2,1),(4,2)])+tet", {"width": str(WIDTH)})
+    folder = tmp_path / "run"
+    assert mod.main(["--data", "synthetic:64", "--batch-size", "32", "--quiet", "--out", str(folder)]) == 0
+    assert snnc_main(["report", str(folder)]) == 0
+    data = json.loads((folder / "report" / "data.json").read_text())
+    assert data["epochs"] == [1, 2, 3] and data["stages"] == [{"epoch": 2, "T": 4}]
+    assert data["kind"] == "report"
+    torch.set_num_threads(before)

@@ -100,7 +100,7 @@ def _generic_train_help() -> str:
 
 
 def cmd_train(args) -> int:
-    if args.dir in (None, "-h", "--help"):
+    if args.dir is None or args.train_help:
         print(_generic_train_help(), end="")
         return 0
     return run_train_script(args.dir, args.train_args)
@@ -111,6 +111,7 @@ def _add_train(sub, common):
                        description="Run DIR/train.py with the remaining arguments: `snnc train DIR --epochs 5` is "
                                    "`python DIR/train.py --epochs 5`. See `snnc train DIR --help`.",
                        add_help=False)
+    p.add_argument("-h", "--help", action="store_true", dest="train_help", help="show this help")
     p.add_argument("dir", metavar="DIR", nargs="?", help="a folder written by snnc compile")
     p.add_argument("train_args", nargs="...", help="options for train.py (e.g. --data digits --epochs 5)")
     p.set_defaults(func=cmd_train)

@@ -1,0 +1,135 @@
+"""Run folders edited or damaged after training: every field is checked before use.
+
+Each case changes one thing in a copy of a trained run, then exports it (and resumes it where the
+field matters there): the result is a diagnostic naming the file, exit 1, no traceback, nothing
+written, and no allocation sized by the tampered value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from clirun import ROOT
+from snnc.cli.main import main
+from snnc.runtime import checkpoint
+
+DIGITS = str(ROOT / "models" / "digits.snn")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tampered")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    assert main(["compile", DIGITS, "--recipe", "two(warmup=0)+tet", "--set", "width=8", "-o", str(tmp / "build")]) == 0
+    assert main(["train", str(tmp / "build"), "--out", str(tmp / "run"), "--epochs", "2", "--quiet"]) == 0
+    torch.set_num_threads(before)
+    return tmp
+
+
+def _edit_ir(run: Path, pattern: str, replacement: str) -> None:
+    path = run / "model.ir"
+    text, n = re.subn(pattern, replacement, path.read_text(), count=1)
+    assert n == 1, pattern
+    path.write_text(text)
+
+
+def _edit_manifest(run: Path, **fields) -> None:
+    path = run / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def _edit_checkpoint(run: Path, edit) -> None:
+    state = checkpoint.load(run / "checkpoint.pt")
+    edit(state)
+    checkpoint.save_atomic({k: v for k, v in state.items() if k != "format"}, run / "checkpoint.pt")
+
+
+def _nan_decode(state):
+    state["model"]["decode.f"] = torch.tensor([1.0, float("nan"), 1.0, float("inf")])
+
+
+def _set(key, value):
+    return lambda state: state.__setitem__(key, value)
+
+
+CASES = {
+    "a reset mode that is code": (lambda r: _edit_ir(r, r"reset=hard", "reset=torch.os.sep"), "not valid snnc IR"),
+    "a surrogate parameter that is a name": (lambda r: _edit_ir(r, r"triangle\(beta=1\.0\)", "triangle(beta=x)"),
+                                             "not valid snnc IR"),
+    "a malformed node name": (lambda r: _edit_ir(r, r"%stem\.conv =", "%stem..conv ="), "not valid snnc IR"),
+    "classes as a string": (lambda r: _edit_manifest(r, classes="10"), "field 'classes'"),
+    "a network name that is code": (lambda r: _edit_manifest(r, network="__import__('os')"), "field 'network'"),
+    "input dims of a billion": (lambda r: _edit_manifest(r, input={"kind": "image", "dims": [1, 10**9, 8]}),
+                                "field 'input'"),
+    "T of a billion in the checkpoint": (lambda r: _edit_checkpoint(r, _set("T", 10**9)), "field 'T'"),
+    "epoch as a string": (lambda r: _edit_checkpoint(r, _set("epoch", "2")), "field 'epoch'"),
+    "a schedule of the wrong form": (lambda r: _edit_checkpoint(r, _set("schedule", [[4, 2]])), "field 'schedule'"),
+    "diverged TWO weights": (lambda r: _edit_checkpoint(r, _nan_decode), "'decode.f' holds 2 non-finite"),
+    "a diverged BN variance": (lambda r: _edit_checkpoint(
+        r, lambda s: s["model"].__setitem__("stem_bn.running_var", -torch.ones(8))), "non-finite"),
+}
+RESUMED = {"T of a billion in the checkpoint", "epoch as a string", "a reset mode that is code",
+           "a schedule of the wrong form"}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_tampered_run_is_refused_before_anything_is_written(case, trained, tmp_path, capsys):
+    tamper, message = CASES[case]
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    tamper(run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["export", str(run), "-o", str(tmp_path / "deploy"), "--check-data", "digits"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "deploy").exists()
+    if case in RESUMED:
+        assert main(["train", str(trained / "build"), "--out", str(run), "--resume", "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "error:" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_non_finite_numbers_never_reach_generated_code():
+    from snnc.backends.torch.lower import float_literal
+
+    assert float_literal(0.1) == "0.1"
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="non-finite"):
+            float_literal(bad)
+
+
+def test_raw_inputs_give_the_trained_accuracy_in_a_fresh_process(trained, tmp_path):
+    """deploy/model.py preprocesses raw digits itself (the manifest records how)."""
+    assert main(["export", str(trained / "run"), "-o", str(tmp_path / "deploy")]) == 0
+    manifest = json.loads((tmp_path / "deploy" / "manifest.json").read_text())
+    assert manifest["input"]["preprocess"]["scale"] == 1 / 16
+    script = """
+import sys, numpy as np, torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+sys.path.insert(0, sys.argv[1])
+from model import load_model, predict
+bunch = load_digits()
+_, test = train_test_split(np.arange(len(bunch.target)), test_size=0.25, stratify=bunch.target, random_state=0)
+raw = torch.tensor(bunch.images[test], dtype=torch.float32).unsqueeze(1)   # grey levels 0..16
+y = torch.tensor(bunch.target[test])
+print(float((predict(load_model(), raw, raw=True) == y).float().mean()))
+print(float((predict(load_model(), raw) == y).float().mean()))
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "deploy")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    with_preprocessing, without = (float(v) for v in out.stdout.split())
+    assert with_preprocessing == pytest.approx(manifest["metrics"]["test_acc"], abs=1e-6)
+    assert without < with_preprocessing  # raw pixels fed as if preprocessed lose accuracy
