@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 
 from snnc import __version__
-from snnc.backends.torch.render import render_model, render_train
 from snnc.diagnostics import SnncError
 from snnc.ir.printer import print_graph
 from snnc.outputs import check_destination, staged_folder
@@ -66,6 +65,8 @@ def manifest(compiled: Compiled, source_text: str, overrides: dict, backend: str
 
 
 def _write(folder: Path, compiled: Compiled, source_text: str, overrides: dict, backend: str) -> None:
+    from snnc.backends.torch.render import render_model, render_train  # imports torch: only once there is work
+
     (folder / "ir").mkdir(parents=True)
     for i, (name, graph) in enumerate(compiled.stages):
         (folder / "ir" / f"{i:02d}-{name}.ir").write_text(print_graph(graph, name))

@@ -145,3 +145,17 @@ def test_run_and_train_share_their_defaults():
 
     args = build_parser().parse_args(["run", "models/digits.snn"])
     assert all(getattr(args, name) is None for name in RUN_TRAIN_OPTIONS)  # train.py's defaults apply
+
+
+def test_compile_reports_a_syntax_error_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.snn"
+    bad.write_text("network n(T = 4) {\n  input image[1, 8, 8]\n  s = conv(8, 3) ->\n}\n")
+    script = ("import sys\nfrom snnc.cli.main import main\n"
+              f"code = main(['compile', {str(bad)!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+              "print(code, 'torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["1", "False"], r.stderr  # torch takes about a second to import
+    assert "bad.snn:4:1: error" in r.stderr

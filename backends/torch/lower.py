@@ -14,21 +14,27 @@ import keyword
 import math
 import re
 from dataclasses import dataclass, field
-
-from torch import nn
+from functools import lru_cache
 
 from snnc.ir.graph import Graph, Node
 from snnc.names import comment_text, python_name
 
 MERGED, SEQ, BATCH = "merged", "seq", "batch"
-_RESERVED = {"x", "T", "self", "nn", "F", "L", "torch", "LIF", "aux"} | set(dir(nn.Module))
+
+
+@lru_cache(maxsize=None)
+def _reserved() -> frozenset[str]:
+    """Names generated code uses itself, and every nn.Module attribute (torch is imported only on first use)."""
+    from torch import nn
+
+    return frozenset({"x", "T", "self", "nn", "F", "L", "torch", "LIF", "aux"} | set(dir(nn.Module)))
 
 
 class Namer:
     """Hands out unique Python identifiers for IR node names (one naming authority, as in torch.fx)."""
 
     def __init__(self, reserved=()):
-        self.used = set(_RESERVED) | set(reserved)
+        self.used = set(_reserved()) | set(reserved)
         self.names: dict[str, str] = {}
 
     def __call__(self, node_name: str) -> str:

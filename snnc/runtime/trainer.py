@@ -38,7 +38,7 @@ from snnc.losses import predict
 from snnc import outputs, runfolder
 from snnc.runtime import checkpoint, distributed as dist, setup
 from snnc.runtime.hooks import CPNGHook, TWOHook
-from snnc.runtime.options import TrainSpec, make_parser, validate
+from snnc.runtime.options import RECORDED, TrainSpec, fill_defaults, make_parser, validate
 from snnc.runtime.progress import Progress
 
 EXIT_TERMINATED = 143
@@ -88,7 +88,7 @@ class Trainer:
         self.world = dist.init(str(self.device))
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        self.out = Path(args.out or f"runs/{spec.network}-{spec.slug}")
+        self.out = run_folder(args, spec)
         self.data = setup.load_data(spec, args)
         torch.manual_seed(args.seed)
         self.model = build_model().to(self.device)
@@ -203,7 +203,8 @@ class Trainer:
         tmp.write_bytes(ir.read_bytes())
         os.replace(tmp, self.out / "model.ir")
         run = {**runfolder.read_manifest(manifest), "kind": "run", "schedule": self.schedule(),
-               "build_dir": str(self.build_dir), "data": {"spec": self.args.data, "preprocess": self.data.preprocess}}
+               "build_dir": str(self.build_dir), "data": {"spec": self.args.data, "preprocess": self.data.preprocess},
+               "train_args": {name: getattr(self.args, name) for name in RECORDED}}
         runfolder.write_json_atomic(self.out / "manifest.json", run)
 
     def _partial_totals(self) -> tuple[list[float], list[float]]:
@@ -483,6 +484,20 @@ class Trainer:
                    Path(folder) / f"rank-{self.world.rank}.pt")
 
 
+def _recorded_args(args, spec: TrainSpec) -> dict | None:
+    """The options the run in --out was started with (None if unreadable: the resume checks report it)."""
+    path = run_folder(args, spec) / "manifest.json"
+    try:
+        recorded = json.loads(path.read_text()).get("train_args")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def run_folder(args, spec: TrainSpec) -> Path:
+    return Path(args.out or f"runs/{spec.network}-{spec.slug}")
+
+
 def _build_dir(build_model) -> Path | None:
     """The folder of the generated model.py that defines `build_model` (None for other callables)."""
     try:
@@ -527,6 +542,7 @@ def _summary(r: dict, total: int) -> str:
 def main(spec: TrainSpec, build_model, compute_loss, argv=None) -> int:
     parser = make_parser(spec)
     args = parser.parse_args(argv)
+    fill_defaults(args, spec, _recorded_args(args, spec) if args.resume else None)
     problems = validate(args, spec)
     if problems:
         parser.error("; ".join(problems))
