@@ -92,6 +92,16 @@ def test_resume_repairs_torn_and_missing_metrics_lines(tiny):
     _same_run(ref, run)
 
 
+def test_resume_alone_continues_with_the_options_the_run_started_with(tiny):
+    mod, tmp, ref = tiny
+    run = tmp / "bare-resume"
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--stop-after", "1"]) == 0
+    recorded = json.loads((run / "manifest.json").read_text())["train_args"]
+    assert (recorded["data"], recorded["batch_size"], recorded["lr"]) == ("synthetic:64", 16, 0.02)
+    assert mod.main(["--out", str(run), "--resume", "--quiet"]) == 0   # no --data, --batch-size, --lr, --epochs
+    _same_run(ref, run)
+
+
 def _train_subprocess(tiny_build: Path, out: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(tiny_build / "train.py"), *ARGS, "--epochs", "3", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
