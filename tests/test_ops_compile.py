@@ -129,20 +129,21 @@ def test_the_public_functions_give_eager_results_under_compile():
     torch.testing.assert_close(running_c, running)
 
 
-def test_train_py_compile_flag_compiles_the_network(tmp_path):
+def test_train_py_compile_flag_compiles_the_network(tmp_path, monkeypatch):
     """`train.py --compile` wraps the trainer's network in torch.compile (training with it is measured in
     bench/compile_step.py; here only the wiring, since compiling costs tens of seconds on a small CPU)."""
     from snnc.runtime import trainer
-    from snnc.runtime.options import make_parser
 
     out = tmp_path / "digits"
     snnc.compile(str(ROOT / "models" / "digits.snn"), recipe="sdt", out=str(out))
     spec = importlib.util.spec_from_file_location("digits_train", out / "train.py")
     train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train)
-    argv = ["--data", "synthetic:16", "--epochs", "1", "--out", str(tmp_path / "run")]
+    built = []
+    monkeypatch.setattr(trainer.Trainer, "run", lambda self: built.append(self) or 0)  # set up, do not train
     for flag, compiled in (([], False), (["--compile"], True)):
-        args = make_parser(train.SPEC).parse_args(argv + flag)
-        t = trainer.Trainer(train.SPEC, train.model.build_model, train.compute_loss, args)
+        argv = ["--data", "synthetic:16", "--epochs", "1", "--out", str(tmp_path / f"run{len(built)}"), *flag]
+        assert train.main(argv) == 0
+        t = built[-1]
         assert isinstance(t.net, torch._dynamo.eval_frame.OptimizedModule) == compiled
         assert (t.net._orig_mod if compiled else t.net) is t.model

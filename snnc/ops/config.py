@@ -18,7 +18,7 @@ from snnc.diagnostics import SnncError
 from snnc.frontend.spelling import parse_surrogate
 from snnc.params import ParamError, bind_args
 
-BACKENDS = ("auto", "triton", "torch", "reference")
+BACKENDS = ("auto", "triton", "cpu", "torch", "reference")
 
 
 class _DefaultDecay(float):

@@ -20,10 +20,14 @@ from snnc.ops.config import BnAffine, LifConfig, compute_dtype
 
 
 def engine_for(x: torch.Tensor, backend: str):
-    """The engine module for `backend` ("auto", "triton" or "torch") and x's device."""
+    """The engine module for `backend` ("auto", "triton", "cpu" or "torch") and x's device.
+
+    "auto" is Triton on CUDA and the generated CPU kernel on the CPU, which itself runs the
+    PyTorch path where it cannot run (no C compiler, float16/bfloat16).
+    """
     if backend == "auto":
         if not x.is_cuda:
-            backend = "torch"
+            backend = "cpu" if x.device.type == "cpu" else "torch"
         else:
             try:
                 import triton  # noqa: F401
@@ -33,6 +37,12 @@ def engine_for(x: torch.Tensor, backend: str):
                 backend = "triton"
     if backend == "torch":
         return torch_engine
+    if backend == "cpu":
+        if x.device.type != "cpu":
+            raise SnncError(f"backend='cpu' runs the generated CPU kernel and needs a CPU tensor, got one on {x.device}")
+        from snnc.backends.cpu import launch as cpu_launch
+
+        return cpu_launch
     if not x.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
         raise SnncError(f"backend='triton' needs a CUDA tensor, got one on {x.device}",
                         hint="set TRITON_INTERPRET=1 in the environment before the first call to run the "
