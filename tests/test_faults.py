@@ -71,6 +71,10 @@ def test_sigterm_mid_epoch_saves_exits_143_and_resumes_bitwise(tiny, capsys):
     finally:
         mod.compute_loss = real
     assert "stopped by SIGTERM after 1 epoch(s) and 2 batch(es)" in capsys.readouterr().err
+    import threading
+
+    # the 8 s backstop of a stuck batch must not outlive the run (it would end this very process)
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]
     ck = checkpoint.load(run / "checkpoint.pt")
     assert (ck["epoch"], ck["batch"]) == (1, 2) and ck["sums"][2] == 32  # 2 batches of 16 counted so far
     assert len(read_metrics(run)) == 1 and not list(run.glob(checkpoint.TEMP_GLOB))

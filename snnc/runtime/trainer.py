@@ -118,6 +118,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.state = RunState()
         self.stop_signal: int | None = None
+        self.stop_timer: threading.Timer | None = None  # started by SIGTERM; cancelled once the run has stopped
         self.train_set = TensorDataset(self.data.train_x, self.data.train_y)
         self.sampler = DistributedSampler(self.train_set, num_replicas=self.world.size, rank=self.world.rank,
                                           shuffle=True, seed=args.seed)
@@ -292,9 +293,9 @@ class Trainer:
         """Stop at the next batch boundary with a checkpoint; if a batch keeps the process busy longer
         than STOP_GRACE seconds, exit anyway (the last checkpoint on disk is complete)."""
         if self.stop_signal is None:
-            timer = threading.Timer(_stop_grace(), _exit_terminated)
-            timer.daemon = True
-            timer.start()
+            self.stop_timer = threading.Timer(_stop_grace(), _exit_terminated)
+            self.stop_timer.daemon = True
+            self.stop_timer.start()
         self.stop_signal = signum
 
     # -- loops
@@ -462,6 +463,8 @@ class Trainer:
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
+            if self.stop_timer is not None:
+                self.stop_timer.cancel()
         self._dump_rank_state()
         if self.world.main:
             last = self.state.last
