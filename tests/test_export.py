@@ -36,6 +36,7 @@ def test_export_writes_a_standalone_folder(digits_run, tmp_path):
     assert "surrogate" not in (tmp_path / "deploy" / "model.ir").read_text()
     m = json.loads((tmp_path / "deploy" / "manifest.json").read_text())
     assert m["T"] == 4 and m["classes"] == 10 and m["kind"] == "deploy"
+    assert m["checkpoint_epoch"] == m["metrics"]["epoch"] == 2  # both count completed epochs
     assert m["input"]["kind"] == "image" and m["input"]["dims"] == [1, 8, 8]
     assert m["input"]["preprocess"]["scale"] == 1 / 16 and m["input"]["encoding"].startswith("direct")
     assert m["metrics"]["test_acc"] == info["metrics"]["test_acc"] and len(m["source_sha256"]) == 64
