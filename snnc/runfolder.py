@@ -62,6 +62,12 @@ def read_manifest(path: Path) -> dict:
             raise _bad(path, key, "must be a string")
     if "schedule" in m and not _schedule_ok(m["schedule"]):
         raise _bad(path, "schedule", "must be a list of {\"T\": int, \"epochs\": int, \"lr\": number}")
+    data = m.get("data")
+    if data is not None and not (isinstance(data, dict) and isinstance(data.get("spec"), str)
+                                 and isinstance(data.get("preprocess"), (dict, type(None)))):
+        raise _bad(path, "data", "must be {\"spec\": string, \"preprocess\": object or null}")
+    if "train_args" in m and not isinstance(m["train_args"], dict):
+        raise _bad(path, "train_args", "must be an object")
     return m
 
 

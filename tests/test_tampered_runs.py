@@ -133,3 +133,60 @@ print(float((predict(load_model(), raw) == y).float().mean()))
     with_preprocessing, without = (float(v) for v in out.stdout.split())
     assert with_preprocessing == pytest.approx(manifest["metrics"]["test_acc"], abs=1e-6)
     assert without < with_preprocessing  # raw pixels fed as if preprocessed lose accuracy
+
+
+# ------------------------------------------------------------------ fuzz
+from hypothesis import given, strategies as st  # noqa: E402
+
+from test_fuzz import answer, cases  # noqa: E402
+
+ODD_VALUES = [0, -1, 1, 2, 10**9, 10**30, 0.5, 1e308, "10", "", "torch.os.sep", "__import__('os')", None, True,
+              [], [1, 2], {}, {"kind": "image"}, "nan"]
+IR_TOKENS = ["1e999", "-1", "0", "nan", "torch.os.sep", "x", "[]", "[1, 2]", "%", "%nope", "{", "}", "(", ")",
+             "triangle(beta=x)", "reset=soft", "out=0", "k=100000", ":", "[T,B]", "\\n"]
+
+
+def _mutate_ir(text: str, rng) -> str:
+    lines = text.splitlines()
+    i = rng.randrange(len(lines))
+    how = rng.choice(["token", "delete", "duplicate", "swap"])
+    if how == "token":
+        words = lines[i].split(" ")
+        words[rng.randrange(len(words))] = rng.choice(IR_TOKENS)
+        lines[i] = " ".join(words)
+    elif how == "delete":
+        del lines[i]
+    elif how == "duplicate":
+        lines.insert(i, lines[i])
+    else:
+        j = rng.randrange(len(lines))
+        lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines) + "\n"
+
+
+@cases(40)
+@given(st.sampled_from(["ir", "manifest", "checkpoint", "tensor"]), st.randoms(use_true_random=False), st.data())
+def test_fuzzed_run_folders_give_an_export_or_a_diagnostic(trained, tmp_path_factory, part, rng, drawn):
+    run = tmp_path_factory.mktemp("fuzzed") / "run"
+    shutil.copytree(trained / "run", run)
+    if part == "ir":
+        (run / "model.ir").write_text(_mutate_ir((run / "model.ir").read_text(), rng))
+    elif part == "manifest":
+        key = drawn.draw(st.sampled_from(["network", "recipe", "classes", "input", "params", "snnc_version",
+                                          "schedule", "data", "kind", "source"]))
+        _edit_manifest(run, **{key: drawn.draw(st.sampled_from(ODD_VALUES))})
+    elif part == "checkpoint":
+        key = drawn.draw(st.sampled_from(["network", "recipe", "epoch", "batch", "T", "stage", "schedule", "metrics",
+                                          "model", "params"]))
+        _edit_checkpoint(run, _set(key, drawn.draw(st.sampled_from(ODD_VALUES))))
+    else:
+        def tensor(state):
+            name = drawn.draw(st.sampled_from(sorted(state["model"])))
+            state["model"][name] = drawn.draw(st.sampled_from([
+                torch.zeros(3), torch.full_like(state["model"][name].float(), float("nan")),
+                torch.ones(2, 2, dtype=torch.int64), torch.empty(0)]))
+        _edit_checkpoint(run, tensor)
+    deploy = run.parent / "deploy"
+    code = answer(lambda: main(["export", str(run), "-o", str(deploy)]), seconds=30)
+    assert code in (0, 1)  # never 70 (an internal error)
+    assert deploy.exists() == (code == 0)
