@@ -134,7 +134,8 @@ def decoding_weights(train: Graph, train_modules: dict[str, str], state: dict) -
     decode = train.of_op("two_decode")
     if not decode:
         return None
-    return tuple(float(x) for x in _tensor(state, f"{train_modules[decode[0].name]}.f"))
+    T = int(train.params["T"])
+    return tuple(float(x) for x in _tensor(state, f"{train_modules[decode[0].name]}.f", (T,)))
 
 
 def build_inference(train: Graph, state: dict) -> tuple[Graph, dict[str, str]]:
