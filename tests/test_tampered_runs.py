@@ -190,3 +190,6 @@ def test_fuzzed_run_folders_give_an_export_or_a_diagnostic(trained, tmp_path_fac
     code = answer(lambda: main(["export", str(run), "-o", str(deploy)]), seconds=30)
     assert code in (0, 1)  # never 70 (an internal error)
     assert deploy.exists() == (code == 0)
+    code = answer(lambda: main(["train", str(trained / "build"), "--out", str(run), "--resume", "--quiet"]),
+                  seconds=60)
+    assert code in (0, 1)
