@@ -193,3 +193,26 @@ def test_fuzzed_run_folders_give_an_export_or_a_diagnostic(trained, tmp_path_fac
     code = answer(lambda: main(["train", str(trained / "build"), "--out", str(run), "--resume", "--quiet"]),
                   seconds=60)
     assert code in (0, 1)
+
+
+def test_a_refused_unsafe_checkpoint_is_reported_in_whole_words(tmp_path):
+    import pickle
+
+    from snnc.diagnostics import SnncError, brief
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("never",))
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": checkpoint.FORMAT, "x": Payload()}, path, pickle_module=pickle)
+    with pytest.raises(Exception) as original:
+        torch.load(path, weights_only=True)
+    full = " ".join(str(original.value).split())
+    with pytest.raises(SnncError) as err:
+        checkpoint.load(path)
+    shown = err.value.message.split(f"{original.type.__name__}: ", 1)[1].rsplit(")", 1)[0]
+    assert shown.endswith(" ...") and len(full) > len(shown)
+    kept = shown[:-4]
+    assert full.startswith(kept) and full[len(kept)] == " "  # cut between words, not inside one
+    assert brief(ValueError("word " * 100), 30) == "ValueError: " + " ".join(["word"] * 6) + " ..."  # 29 of 30
