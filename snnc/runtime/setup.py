@@ -70,7 +70,8 @@ def device_for(args) -> torch.device:
 
 
 def load_data(spec: TrainSpec, args) -> datasets.Data:
-    data = datasets.load(args.data)
+    target = datasets.Target(spec.input_kind, tuple(spec.input_dims), spec.T, spec.classes)
+    data = datasets.load(args.data, target)
     data = datasets.reshape_synthetic(data, spec.input_dims, spec.classes)
     shape = data.sample_shape
     want = tuple(spec.input_dims)
