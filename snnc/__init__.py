@@ -2,6 +2,7 @@
 
     import snnc
     result = snnc.compile("models/resnet18.snn", recipe="sml+tet", out="build/r18", T=6)
+    net = snnc.build("models/digits.snn", "sml+tet")               # model, loss and hooks for your own loop
     snnc.ops.lif(x, decay=0.5, surrogate="arctan(beta=2)")      # the neuron op
     snnc.losses.tet(O, y, lam=0.05)                              # the recipe losses
     snnc.cpng.solve_beta(0.2, mu, sigma)                          # CPNG's math
@@ -32,6 +33,16 @@ def compile(source_or_path, recipe: str = "sdt", out=None, **params):
     if out is not None:
         return compile_to(text if is_source else Path(text), recipe, out, overrides, file=file)
     return compile_source(text if is_source else Path(text), overrides, file=file, recipe=recipe)
+
+
+def build(source_or_path, recipe: str = "sdt", *, seed: int = 0, out=None, **params):
+    """The network as an nn.Module with its recipe's loss and epoch hooks (CPNG, TWO, TIT) as plain
+    callables, for a training loop of your own (docs/loop.md): `.model`, `.loss(outputs, aux, y)`,
+    `.before_batch(last)`, `.after_batch(outputs, y)`, `.end_epoch(epoch)`, `.stages()`,
+    `.set_time_steps(T)`. See snnc/built.py."""
+    from snnc.built import build as build_network
+
+    return build_network(source_or_path, recipe, seed=seed, out=out, **params)
 
 
 def __getattr__(name: str):

@@ -64,7 +64,8 @@ def manifest(compiled: Compiled, source_text: str, overrides: dict, backend: str
     }
 
 
-def _write(folder: Path, compiled: Compiled, source_text: str, overrides: dict, backend: str) -> None:
+def _write(folder: Path, compiled: Compiled, source_text: str, overrides: dict, backend: str,
+           loop: str = "trainer") -> None:
     from snnc.backends.torch.render import render_model, render_train  # imports torch: only once there is work
 
     (folder / "ir").mkdir(parents=True)
@@ -77,14 +78,14 @@ def _write(folder: Path, compiled: Compiled, source_text: str, overrides: dict, 
     recipe = compiled.recipe.canonical()
     source = Path(compiled.source_file).name
     (folder / "model.py").write_text(render_model(compiled.graph, source, recipe, backend))
-    (folder / "train.py").write_text(render_train(compiled.graph, source, recipe, compiled.recipe.slug()))
+    (folder / "train.py").write_text(render_train(compiled.graph, source, recipe, compiled.recipe.slug(), loop))
     (folder / "source.snn").write_text(source_text)
     (folder / "manifest.json").write_text(json.dumps(manifest(compiled, source_text, overrides, backend),
                                                      indent=1, sort_keys=True) + "\n")
 
 
 def write_compiled(compiled: Compiled, out: str | Path, overrides: dict | None = None,
-                   backend: str = "auto", force: bool = False) -> Path:
+                   backend: str = "auto", force: bool = False, loop: str = "trainer") -> Path:
     """Writes the training artifacts of `compiled` into `out` (staged next to it, then renamed).
 
     `out` may be new, empty or an earlier build folder; `force` also replaces a run or deploy folder.
@@ -93,14 +94,15 @@ def write_compiled(compiled: Compiled, out: str | Path, overrides: dict | None =
         raise SnncError(f"unknown backend '{backend}'", hint="one of " + ", ".join(BACKENDS))
     out = check_destination(out, "build", force=force)
     with staged_folder(out) as tmp:
-        _write(tmp, compiled, compiled.network.source, dict(overrides or {}), backend)
+        _write(tmp, compiled, compiled.network.source, dict(overrides or {}), backend, loop)
     return out
 
 
 def compile_to(source: str | Path, recipe: str, out: str | Path, overrides: dict | None = None,
-               backend: str = "auto", fuse: bool = True, file: str | None = None, force: bool = False) -> Compiled:
+               backend: str = "auto", fuse: bool = True, file: str | None = None, force: bool = False,
+               loop: str = "trainer") -> Compiled:
     """`snnc compile`: the pipeline, then the artifacts in `out`."""
     check_destination(out, "build", force=force)  # before the work, so a bad -o fails at once
     compiled = compile_source(source, dict(overrides or {}), file=file, recipe=recipe, fuse=fuse)
-    write_compiled(compiled, out, overrides, backend, force)
+    write_compiled(compiled, out, overrides, backend, force, loop)
     return compiled

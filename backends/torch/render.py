@@ -80,7 +80,12 @@ def loss_code(graph: Graph) -> tuple[str, str]:
             f"{a['inner'].upper()} (docs/methods.md §6).")
 
 
-def render_train(graph: Graph, source: str, recipe: str, slug: str) -> str:
+LOOPS = ("trainer", "inline")  # train.py calls the library's trainer, or spells its loop out
+
+
+def render_train(graph: Graph, source: str, recipe: str, slug: str, loop: str = "trainer") -> str:
+    if loop not in LOOPS:
+        raise SnncError(f"unknown loop '{loop}'", hint="one of " + ", ".join(LOOPS))
     expr, doc = loss_code(graph)
     a = graph.attrs
     cpng = None
@@ -94,7 +99,8 @@ def render_train(graph: Graph, source: str, recipe: str, slug: str) -> str:
     stages = None
     if "time_stages" in a:
         stages = repr([tuple(int(v) if i < 2 else float(v) for i, v in enumerate(s)) for s in a["time_stages"]])
-    text = environment().get_template("train.py.jinja").render(
+    template = "train.py.jinja" if loop == "trainer" else "train_inline.py.jinja"
+    text = environment().get_template(template).render(
         version=__version__, source=comment_text(source), network=graph.network, recipe=comment_text(recipe),
         slug=slug,
         module_name=repr(f"snnc_model_{graph.network}"), recipe_repr=_checked(recipe, "recipe"),

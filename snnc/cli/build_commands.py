@@ -40,7 +40,7 @@ def cmd_compile(args) -> int:
     from snnc.compiler import compile_to
 
     compiled = compile_to(args.file, args.recipe, args.out, overrides(args), args.backend, fuse=not args.no_fuse,
-                          force=args.force)
+                          force=args.force, loop=args.loop)
     print(f"compiled {compiled.graph.network} with {compiled.recipe.slug()} into {args.out}/ "
           f"({len(compiled.stages)} IR dumps, model.py, train.py)")
     print(f"train it with: snnc train {args.out} --data {data_hint(compiled.graph)}   "
@@ -60,6 +60,9 @@ def _add_compile(sub, common):
     p.add_argument("--backend", choices=("auto", "triton", "torch"), default="auto",
                    help="LIF kernels: auto = Triton on CUDA, PyTorch on the CPU (default: auto)")
     p.add_argument("--no-fuse", action="store_true", help="keep BN and LIF as separate ops")
+    p.add_argument("--loop", choices=("trainer", "inline"), default="trainer",
+                   help="train.py calls snnc's trainer (checkpoints, resume, torchrun), or 'inline': its training "
+                        "loop spelled out in the file, to read and edit (docs/loop.md) (default: trainer)")
     add_set_option(p)
     p.set_defaults(func=cmd_compile)
 

@@ -115,3 +115,65 @@ class TWOHook:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+class EpochHooks:
+    """A recipe's work around the optimizer step, as plain callables for any training loop.
+
+    The generated trainer does the same, in the same order, so a loop that calls these
+    (docs/loop.md) reaches the trainer's weights bit for bit:
+
+        before_batch(last)        LIF layers record h statistics and firing rates (CPNG, metrics)
+        after_batch(outputs, y)   after opt.step(): CPNG's per-batch beta update, TWO's per-step accuracy
+        end_epoch(epoch)          firing rates, CPNG's per-epoch beta update, TWO's new output weights
+        stages(epochs)            TIT's [(T, epochs), ...], or [(T, epochs)] without tit
+        set_time_steps(T)         run the model at T steps (a TIT stage)
+    """
+
+    def __init__(self, model, spec, seed: int = 0, rank: int = 0):
+        self.model, self.spec = model, spec
+        for layer in spec.lif_layers:  # MSG's masks draw from (seed, rank, layer, step)
+            lif = model.get_submodule(layer)
+            lif.seed, lif.rank = seed, rank
+        self.cpng = CPNGHook(model, spec.cpng["layers"], spec.cpng["chi_limit"], spec.cpng["per_batch"]) \
+            if spec.cpng else None
+        self.two = TWOHook(model, spec.two["module"], spec.two["m"], spec.two["warmup"]) if spec.two else None
+
+    def stages(self, epochs: int | None = None) -> list[tuple[int, int]]:
+        """TIT's stages (T, epochs); without tit one stage of the network's T and `epochs` (default 8)."""
+        if self.spec.stages:
+            if epochs is not None:
+                raise ValueError("the recipe's tit schedule sets the epochs; change tit(stages=...) instead")
+            return [(int(s[0]), int(s[1])) for s in self.spec.stages]
+        return [(self.spec.T, 8 if epochs is None else int(epochs))]
+
+    def set_time_steps(self, T: int) -> None:
+        from snnc.runtime.setup import set_time_steps
+
+        set_time_steps(self.model, T)
+
+    def before_batch(self, last: bool) -> None:
+        for layer in self.spec.lif_layers:
+            self.model.get_submodule(layer).record_stats = last or bool(self.cpng and self.cpng.per_batch)
+
+    def after_batch(self, outputs: torch.Tensor, y: torch.Tensor) -> None:
+        if self.cpng and self.cpng.per_batch:
+            self.cpng.update()
+        if self.two:
+            self.two.observe(outputs, y)
+
+    def end_epoch(self, epoch: int) -> dict:
+        """After 0-based `epoch`: {"firing_rates", and with the recipe "cpng", "two_weights", "two_step_acc"}."""
+        out = {"firing_rates": {}}
+        for layer in self.spec.lif_layers:
+            m = self.model.get_submodule(layer)
+            if m.spike_rate is not None:
+                out["firing_rates"][layer] = float(dist.mean_across_ranks(m.spike_rate.detach().double().cpu()))
+        if self.cpng:
+            out["cpng"] = self.cpng.last if self.cpng.per_batch else self.cpng.update()
+        if self.two:
+            out["two_weights"] = self.two.end_epoch(epoch)
+            out["two_step_acc"] = getattr(self.two, "last_acc", None)
+        for layer in self.spec.lif_layers:
+            self.model.get_submodule(layer).record_stats = False
+        return out
