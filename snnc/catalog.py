@@ -24,8 +24,27 @@ NEURON_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("reset", "enum", "hard", choices=("hard", "soft")),
         Param("detach_reset", "bool", False),
     ),
+    # PLIF (Fang et al., ICCV 2021): a LIF whose decay is learned, through k = sigmoid(w) with
+    # decay = 1 - k; the charge defaults to the paper's h = v + (x - v) / tau.
+    "plif": (
+        Param("decay", "float", OPTIONAL, lo=0.0, lo_open=True, hi=1.0, hi_open=True,
+              doc="initial decay; default 0.5 unless tau is given"),
+        Param("tau", "float", OPTIONAL, lo=1.0, lo_open=True, doc="initial time constant; decay = 1 - 1/tau"),
+        Param("vth", "float", 1.0, **POSITIVE, doc="firing threshold"),
+        Param("reset", "enum", "hard", choices=("hard", "soft")),
+        Param("decay_input", "bool", True, doc="charge as h = v + (x - v) k (the paper's); false: h = (1 - k) v + x"),
+        Param("detach_reset", "bool", False),
+        Param("per_channel", "bool", False, doc="one learnable decay per channel instead of one per layer"),
+    ),
 }
 DEFAULT_DECAY = 0.5
+LEARNABLE_NEURONS = ("plif",)  # neurons whose decay is a trained parameter (IR: lif with learn_decay)
+
+# Input encoders (`input image[...] @encode(poisson(seed = 0))`); `direct` is the default.
+ENCODER_PARAMS: dict[str, tuple[Param, ...]] = {
+    "direct": (),
+    "poisson": (Param("seed", "int", 0, lo=0, hi=2**62, doc="seed of the spike draws"),),
+}
 
 SURROGATE_PARAMS: dict[str, tuple[Param, ...]] = {
     "triangle": (Param("beta", "float", 1.0, **POSITIVE, doc="peak height; support |x| < 1/beta"),),
@@ -92,10 +111,13 @@ def surrogate_from_value(value) -> SurrogateSpec:
 
 
 def resolve_lif(values: dict) -> dict:
-    """Canonical lif attributes from bound neuron arguments: `tau` becomes `decay`."""
+    """Canonical lif attributes from bound lif or plif arguments: `tau` becomes `decay`, plif's
+    `per_channel` becomes `learn_decay` (layer or channel)."""
     if "decay" in values and "tau" in values:
         raise ParamError("give either 'decay' or 'tau', not both", "decay = 1 - 1/tau", arg="tau")
     out = dict(values)
+    if "per_channel" in out:  # plif: the IR's lif with a learnable decay
+        out["learn_decay"] = "channel" if out.pop("per_channel") else "layer"
     if "tau" in out:
         out["decay"] = 1.0 - 1.0 / out.pop("tau")
     out.setdefault("decay", DEFAULT_DECAY)

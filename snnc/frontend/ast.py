@@ -145,6 +145,7 @@ class InputDecl:
     kind_loc: Loc
     dims: tuple[Expr, ...]
     loc: Loc
+    annotations: tuple["Annotation", ...] = ()  # `@encode(poisson(seed = 0))`
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from snnc.diagnostics import Loc, Note, SnncError, did_you_mean
 from snnc.frontend import ast, declarations as decl
 from snnc.frontend.binding import arg_loc, bind, evaluate_args, located, surrogate
 from snnc.frontend.declarations import CHAIN_WORDS, LAYER_OPS, NEURONS, NORMS, check_identifier
+from snnc.frontend.joins import CHAIN_EXAMPLE, is_join, join_node
 from snnc.frontend.tdbn import assign_tdbn_thresholds
 from snnc.frontend.values import Env, evaluate
 from snnc.ir.attrs import Attrs
@@ -162,11 +163,11 @@ class Builder:
                 raise SnncError(f"'{name}' is a value, so it can only start a chain (without parentheses)",
                                 call.name_loc, f"write: ... = {name} -> ...")
             return scope.values[name][0]
-        if name == "add":
+        if is_join(name):
             if not first:
-                raise SnncError("add(...) must start a chain: its inputs are the values it names", call.loc,
-                                "write: out = add(main, skip) -> lif")
-            return self._add(call, scope, counts, used)
+                raise SnncError(f"{name}(...) must start a chain: its inputs are the values it names", call.loc,
+                                f"write: {CHAIN_EXAMPLE[name]}")
+            return self._join(call, scope, counts, used)
         if name in self.blocks_ast:
             return self._block_call(call, scope, current, used)
         if name in NEURONS:
@@ -202,7 +203,7 @@ class Builder:
             values.pop("tau", None)
         values.update(given)
         full = bind(NEURON_PARAMS[call.name], [], values, call, f"neuron '{call.name}'")
-        if call.name == "lif":
+        if call.name in ("lif", "plif"):
             full = located(lambda: resolve_lif(full), call)
         else:
             full.update(decay=1.0, decay_input=False)
@@ -220,33 +221,9 @@ class Builder:
             values.update(a=1.0, vth=1.0)
         return Node("", "bn", (current,), Attrs(values), (), "main", call.loc)
 
-    def _add(self, call: ast.Call, scope: Scope, counts, used) -> str:
-        if call.keyword or len(call.args) < 2:
-            raise SnncError("add needs two or more values, e.g. add(main, skip)", call.loc)
-        inputs, sides = [], []
-        for arg in call.args:
-            expr = arg.value
-            if not isinstance(expr, ast.NameRef):
-                raise SnncError("add takes names of values assigned earlier", expr.loc)
-            if expr.name not in scope.values:
-                raise SnncError(f"unknown value '{expr.name}'", expr.loc,
-                                did_you_mean(expr.name, scope.values, "value") or "add reads values assigned above it")
-            inputs.append(scope.values[expr.name][0])
-            sides.append(expr)
-        shapes = [scope.shape_of(i) for i in inputs]
-        for side, shape in zip(sides[1:], shapes[1:]):
-            if shape != shapes[0]:
-                first = sides[0]
-                hint = None
-                if shape[-3:-2] != shapes[0][-3:-2] or shape[-2:] != shapes[0][-2:]:
-                    hint = "make both paths end at the same channels and size, e.g. a 1x1 conv with the block's stride"
-                raise SnncError(
-                    f"add: '{first.name}' is {fmt(shapes[0])} but '{side.name}' is {fmt(shape)}", call.loc, hint,
-                    notes=[Note(f"'{first.name}' assigned here", scope.values[first.name][1]),
-                           Note(f"'{side.name}' assigned here", scope.values[side.name][1])],
-                )
-        local = _op_name("add", counts, used)
-        node = Node(scope.qualify(local), "add", tuple(inputs), Attrs(), shapes[0], "main", call.loc)
+    def _join(self, call: ast.Call, scope: Scope, counts, used) -> str:
+        node = join_node(call, scope.values, scope.env, scope.shape_of)
+        node = node.replace(name=scope.qualify(_op_name(call.name, counts, used)))
         self._grow(1, call.loc)
         scope.nodes.append(node)
         return node.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from snnc.catalog import NEURON_PARAMS, NORM_PARAMS, SurrogateSpec, make_surrogate, resolve_lif
+from snnc.catalog import ENCODER_PARAMS, NEURON_PARAMS, NORM_PARAMS, SurrogateSpec, make_surrogate, resolve_lif
 from snnc.diagnostics import Loc, Note, SnncError, did_you_mean
 from snnc.frontend import ast
 from snnc.frontend.binding import bind, evaluate_args, located, surrogate
@@ -13,14 +13,15 @@ from snnc.frontend.values import Env, evaluate
 from snnc.ir.attrs import Attrs
 from snnc.ir.graph import Node
 from snnc.ir.schema import SCHEMAS
+from snnc.ir.schema_ops import JOIN_OPS
 from snnc.names import identifier_problem
 from snnc.params import format_value
 
 DEFAULT_SURROGATE = "triangle"
 NEURONS = tuple(NEURON_PARAMS)
 NORMS = tuple(NORM_PARAMS)
-LAYER_OPS = tuple(n for n, s in SCHEMAS.items() if s.dsl and n not in ("add",))
-CHAIN_WORDS = NEURONS + NORMS + LAYER_OPS + ("add",)
+LAYER_OPS = tuple(n for n, s in SCHEMAS.items() if s.dsl and n not in JOIN_OPS)
+CHAIN_WORDS = NEURONS + NORMS + LAYER_OPS + JOIN_OPS
 
 
 def check_identifier(name: str, loc: Loc, what: str) -> None:
@@ -88,7 +89,7 @@ def defaults(net: ast.Network, env: Env) -> Defaults:
                 raise SnncError(f"unknown neuron '{call.name}'", call.name_loc,
                                 did_you_mean(call.name, NEURONS, "neuron"))
             values = bind(NEURON_PARAMS[call.name], pos, kw, call, f"neuron '{call.name}'")
-            if call.name == "lif":
+            if call.name in ("lif", "plif"):
                 located(lambda: resolve_lif(values), call)
             d.neurons[call.name] = values
         elif decl.what == "surrogate":
@@ -168,8 +169,33 @@ def network_input(net: ast.Network, env: Env) -> Node:
         dims.append(value)
     if len(dims) not in (1, 3):
         raise SnncError(f"input must be [C, H, W] or [F], got {len(dims)} dims", decl.loc)
-    attrs = Attrs(kind=decl.kind, dims=tuple(dims))
+    attrs = Attrs(kind=decl.kind, dims=tuple(dims), **input_encoding(decl, env))
     return Node("x", "input", (), attrs, ("T", "B", *dims), "main", decl.loc)
+
+
+def input_encoding(decl: ast.InputDecl, env: Env) -> dict:
+    """The input node's encoding attributes from `@encode(...)`: none for direct, encoding and seed for poisson."""
+    if not decl.annotations:
+        return {}
+    if len(decl.annotations) > 1 or decl.annotations[0].name != "encode":
+        bad = next((a for a in decl.annotations if a.name != "encode"), decl.annotations[-1])
+        raise SnncError(f"an input takes one @encode(...), not @{bad.name}", bad.loc,
+                        "e.g. input image[1, 28, 28] @encode(poisson(seed = 0))")
+    ann = decl.annotations[0]
+    expr = ann.args[0].value if len(ann.args) == 1 and ann.args[0].name is None else None
+    if isinstance(expr, ast.NameRef):
+        expr = ast.Call(expr.name, (), expr.loc, expr.loc)
+    if not isinstance(expr, ast.Call):
+        raise SnncError("@encode takes one encoder: direct or poisson(seed = 0)", ann.loc)
+    if expr.name not in ENCODER_PARAMS:
+        raise SnncError(f"unknown encoder '{expr.name}'", expr.name_loc,
+                        did_you_mean(expr.name, ENCODER_PARAMS, "encoder") or "encoders: direct, poisson")
+    if decl.kind == "events" and expr.name != "direct":
+        raise SnncError(f"event input is already spikes; @encode({expr.name}) applies to images", ann.loc,
+                        "use input image[...] or drop the annotation")
+    pos, kw = evaluate_args(expr, env)
+    values = bind(ENCODER_PARAMS[expr.name], pos, kw, expr, f"encoder '{expr.name}'", env=env)
+    return {} if expr.name == "direct" else {"encoding": expr.name, **values}
 
 def check_stage_names(net: ast.Network, blocks: dict[str, ast.BlockDef]) -> None:
     seen: dict[str, Loc] = {}

@@ -43,7 +43,7 @@ def parse_neuron(text: str) -> tuple[str, dict]:
         raise SnncError(f"unknown neuron '{name}'", None, did_you_mean(name, NEURON_PARAMS, "neuron"))
     try:
         values = bind_args(NEURON_PARAMS[name], pos, kw, f"neuron '{name}'")
-        if name == "lif":
+        if name in ("lif", "plif"):
             return name, resolve_lif(values)
     except ParamError as exc:
         raise SnncError(exc.message, None, exc.hint) from None

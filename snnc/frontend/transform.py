@@ -80,8 +80,10 @@ class ToAst(Transformer):
     block_body = body
 
     def input_decl(self, meta, children):
-        kind, *dims = children
-        return ast.InputDecl(str(kind), self.T(kind), tuple(dims), self.L(meta))
+        kind, *rest = children
+        dims = tuple(c for c in rest if not isinstance(c, ast.Annotation))
+        annotations = tuple(c for c in rest if isinstance(c, ast.Annotation))
+        return ast.InputDecl(str(kind), self.T(kind), dims, self.L(meta), annotations)
 
     def neuron_decl(self, meta, children):
         return ast.DefaultDecl("neuron", children[0], self.L(meta))

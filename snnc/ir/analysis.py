@@ -11,7 +11,7 @@ from snnc.ir.graph import Graph, Node
 @dataclass
 class Costs:
     params: int = 0
-    macs: int = 0          # multiply-accumulates per sample per time step (conv and fc)
+    macs: int = 0          # multiply-accumulates per sample per time step (conv, fc, linear, ssa, mul, iand)
     lif_layers: int = 0
     neurons: int = 0       # LIF neurons per sample per time step
     per_layer: list[dict] = field(default_factory=list)
@@ -26,8 +26,12 @@ def node_params(node: Node, in_features: tuple[int, ...]) -> int:
         return a["out"] * (in_features[0] // a["groups"]) * a["k"] ** 2 + (a["out"] if a["bias"] else 0)
     if node.op == "fc":
         return a["out"] * in_features[0] + (a["out"] if a["bias"] else 0)
-    if node.op == "bn":
+    if node.op == "linear":
+        return a["out"] * in_features[0] + (a["out"] if a["bias"] else 0)
+    if node.op in ("bn", "layernorm"):
         return 2 * in_features[0]
+    if node.op == "lif" and "learn_decay" in a:  # PLIF: one decay per layer or per channel
+        return 1 if a["learn_decay"] == "layer" else node.features[0]
     return 0
 
 
@@ -38,6 +42,13 @@ def node_macs(node: Node, in_features: tuple[int, ...]) -> int:
         return a["out"] * (in_features[0] // a["groups"]) * a["k"] ** 2 * ho * wo
     if node.op == "fc":
         return a["out"] * in_features[0]
+    if node.op == "linear":
+        return a["out"] * in_features[0] * in_features[1]
+    if node.op == "ssa":  # Q K^T (N x N per head) then times V: 2 N^2 D, whatever the heads
+        channels, positions = in_features[0], prod(in_features[1:])
+        return 2 * positions * positions * channels
+    if node.op in ("mul", "iand"):  # one product per output value
+        return prod(node.features)
     return 0
 
 
@@ -63,7 +74,7 @@ def costs(graph: Graph, role: str = "main") -> Costs:
 
 # ------------------------------------------------------------------ memory
 BYTES_PER_VALUE = 4                      # float32 weights and activations
-VIEW_OPS = ("flatten", "identity")       # outputs that share their input's storage
+VIEW_OPS = ("flatten", "identity", "tokens", "slice")  # outputs that share their input's storage
 
 
 def training_steps(graph: Graph) -> int:

@@ -169,5 +169,9 @@ for _op in ("conv", "fc"):
            Param("folded_bn", "name", OPTIONAL, doc="the BN folded into this layer's weight and bias"),
            Param("bn_eps", "float", OPTIONAL, lo=0.0, lo_open=True),
            Param("bn_scale", "float", OPTIONAL, lo=0.0, lo_open=True, doc="tdBN's a*vth, 1 for plain BN"))
-TRAINING_ONLY_OPS = ("bn", "two_decode", "mean_t", "leaky_relu", "sdt_loss", "tet_loss", "sml_loss")
+TRAINING_ONLY_OPS = ("bn", "two_decode", "mean_t", "leaky_relu", "sdt_loss", "tet_loss", "sml_loss", "dropout",
+                     "token_map")
 TRAINING_ONLY_LIF_ATTRS = ("surrogate", "detach_reset", "layer", "adaptive_beta", "mask_p", "mask_rescale", "fuse_bn")
+
+
+from snnc.ir import schema_ops  # noqa: E402,F401  (registers the ops beyond conv nets)

@@ -126,7 +126,7 @@ def _check_phase(graph: Graph) -> None:
         return
     if graph.blocks or graph.aux_outputs:
         raise IRError(f"a {phase} graph has no blocks and no aux outputs")
-    banned = {"sdt_loss", "tet_loss", "sml_loss", "mean_t", "leaky_relu", "call"}
+    banned = {"sdt_loss", "tet_loss", "sml_loss", "mean_t", "leaky_relu", "call", "dropout", "token_map"}
     if phase == "inference":
         banned |= set(TRAINING_ONLY_OPS) | {"identity"}
     for node in graph.nodes:

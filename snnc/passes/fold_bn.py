@@ -1,4 +1,4 @@
-"""fold-bn: BN joins the preceding conv or fc (docs/methods.md §9); any other BN becomes a per-channel affine.
+"""fold-bn: BN joins the preceding conv, fc or linear (docs/methods.md §9); any other BN becomes a per-channel affine.
 
 The graph records which BN went where (`folded_bn`, `bn_eps`, `bn_scale`); the
 exporter computes the folded tensors from a checkpoint:
@@ -11,6 +11,9 @@ from __future__ import annotations
 from snnc.ir.attrs import Attrs
 from snnc.ir.graph import Graph, Node
 from snnc.passes.registry import prop, register
+
+
+FOLDS_INTO = ("conv", "fc", "linear")  # layers with one output channel per weight row
 
 
 def bn_scale(bn: Node) -> float:
@@ -34,7 +37,7 @@ def fold_bn(graph: Graph) -> Graph:
         if node.op != "bn":
             continue
         src = by_name[node.inputs[0]]
-        if src.op in ("conv", "fc") and users[src.name] == (node.name,) and "folded_bn" not in src.attrs:
+        if src.op in FOLDS_INTO and users[src.name] == (node.name,) and "folded_bn" not in src.attrs:
             folded[src.name] = node
             rename[node.name] = src.name
     nodes = []

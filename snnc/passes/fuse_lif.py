@@ -12,7 +12,8 @@ def fuse_lif(graph: Graph) -> Graph:
     users = graph.users
     nodes = []
     for node in graph.nodes:
-        if node.op == "lif" and node.role == "main":
+        # A learnable decay (PLIF) runs through the PyTorch implementation (snnc/runtime/plif.py), BN apart.
+        if node.op == "lif" and node.role == "main" and "learn_decay" not in node.attrs:
             src = graph.node(node.inputs[0])
             if src.op == "bn" and src.role == "main" and users[src.name] == (node.name,):
                 node = node.with_attrs(fuse_bn=True)

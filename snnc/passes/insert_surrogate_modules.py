@@ -1,5 +1,9 @@
 """insert-surrogate-modules (SML): ANN exits on the spike rates of chosen residual blocks (docs/methods.md §6).
 
+A transformer block's output is a token map [D,N]; its module reads the time mean as the
+[D,sqrt(N),sqrt(N)] map the tokens were flattened from (snnc's reading: the paper has no
+transformer, and this keeps the module of the authors' code unchanged).
+
 Architecture (authors' `models/surrogate_block.py`): rate = mean_t(s); if C > k a
 1x1 conv C->k + BN + LeakyReLU; then conv7x7 s2, conv5x5 s2, conv3x3 s1 to k
 channels, each + BN + LeakyReLU(0.01); AdaptiveAvgPool2d(2), flatten,
@@ -57,7 +61,11 @@ def choose_blocks(graph: Graph, n: int = 2, at=None, loc: Loc | None = None) -> 
         raise SnncError(f"sml: a block is chosen twice ({', '.join(names[i - 1] for i in picks)})", loc)
     chosen = [blocks[i - 1] for i in sorted(picks)]
     for block in chosen:
-        if len(block.features) != 3:
+        if len(block.features) == 2 and math.isqrt(block.features[1]) ** 2 != block.features[1]:
+            raise SnncError(f"sml: block {block.name} gives {block.features[1]} tokens, which are not a square map; "
+                            f"a surrogate module convolves the [D,N] tokens as a [D,sqrt(N),sqrt(N)] map",
+                            block.loc or loc, "place the modules after blocks whose tokens come from a square image")
+        if len(block.features) not in (2, 3):
             raise SnncError(f"sml: block {block.name} gives a flat [{block.features[0]}] output, but a surrogate "
                             f"module convolves a [C,H,W] spike-rate map", block.loc or loc,
                             "place the modules after convolutional blocks with at=[...]")
@@ -81,6 +89,8 @@ def _module(prefix: str, src: Node, k: int, classes: int) -> list[Node]:
         add(f"act{tag}", "leaky_relu", dict(slope=SLOPE))
 
     add("rate", "mean_t", {}, (src.name,))
+    if len(src.features) == 2:  # a transformer block's tokens [D,N]: read as the square map they came from
+        add("map", "token_map", dict(size=math.isqrt(src.features[1])))
     if src.shape[2] > k:
         conv_bn_act("1", 1, 1)
     conv_bn_act("7", 7, 2)

@@ -11,14 +11,22 @@ TRAINING_GRAPH_ATTRS = ("cpng_chi_limit", "cpng_per_batch", "sml_blocks", "time_
 
 @prop("no-aux", "no aux nodes, aux outputs or training annotations remain")
 def has_no_aux(graph: Graph) -> bool:
-    return not graph.aux_outputs and all(n.role == "main" for n in graph.nodes) and not any(
+    return not graph.aux_outputs and all(n.role == "main" and n.op != "dropout" for n in graph.nodes) and not any(
         k in n.attrs for n in graph.nodes if n.op == "lif" for k in TRAINING_ONLY_LIF_ATTRS)
 
 
 @register("strip-aux", requires=("expanded",), ensures=("no-aux",), phase="inference")
 def strip_aux(graph: Graph) -> Graph:
-    """Drop aux nodes (SML modules, losses), aux outputs, and surrogate/mask annotations on LIF layers."""
+    """Drop aux nodes (SML modules, losses), aux outputs, dropout, and surrogate/mask annotations on LIF layers."""
     drop = {k: None for k in TRAINING_ONLY_LIF_ATTRS}
-    nodes = [n.with_attrs(**drop) if n.op == "lif" else n for n in graph.nodes if n.role == "main"]
+    by_name = graph.by_name
+
+    def through(name: str) -> str:  # a dropout is the identity at inference: its readers read its input
+        while by_name[name].op == "dropout":
+            name = by_name[name].inputs[0]
+        return name
+
+    nodes = [(n.with_attrs(**drop) if n.op == "lif" else n).replace(inputs=tuple(through(i) for i in n.inputs))
+             for n in graph.nodes if n.role == "main" and n.op != "dropout"]
     attrs = graph.attrs.set(phase="stripped", **{k: None for k in TRAINING_GRAPH_ATTRS})
-    return graph.replace(nodes=nodes, aux_outputs=(), attrs=attrs)
+    return graph.replace(nodes=nodes, output=through(graph.output), aux_outputs=(), attrs=attrs)
