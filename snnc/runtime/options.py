@@ -74,6 +74,9 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     p.add_argument("--sync-bn", action="store_true", help="synchronise BN statistics across processes (CUDA)")
     p.add_argument("--eval-batch-size", type=int, default=256, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write each epoch's metrics as TensorBoard scalars to RUN_DIR/tensorboard (needs the "
+                        "tensorboard package; without it a note, and training goes on)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from snnc.diagnostics import SnncError, render
 from snnc.losses import predict
 from snnc import outputs, runfolder
-from snnc.runtime import checkpoint, distributed as dist, setup
+from snnc.runtime import checkpoint, distributed as dist, setup, tblog
 from snnc.runtime.hooks import CPNGHook, TWOHook
 from snnc.runtime.options import RECORDED, TrainSpec, fill_defaults, make_parser, validate
 from snnc.runtime.progress import Progress
@@ -417,6 +417,7 @@ class Trainer:
         opt = sched = None
         stage_idx = -1
         epochs_this_run = 0
+        writer = tblog.open_writer(self.out, getattr(self.args, "tensorboard", False) and self.world.main)
         try:
             while self.state.epoch < self.total_epochs:
                 epoch = self.state.epoch
@@ -445,6 +446,7 @@ class Trainer:
                 if self.world.main:
                     with open(self.out / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(record) + "\n")
+                    tblog.log_epoch(writer, record)
                     print(_summary(record, self.total_epochs))
                 epochs_this_run += 1
                 stop = dist.any_across_ranks(self.stop_signal is not None)[0]
@@ -461,6 +463,7 @@ class Trainer:
                       f"the checkpoint in {self.out} is current (resume with --resume)", file=sys.stderr)
             return EXIT_TERMINATED
         finally:
+            tblog.close(writer)
             for s, h in handlers.items():
                 signal.signal(s, h)
             if self.stop_timer is not None:
