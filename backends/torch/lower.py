@@ -15,7 +15,9 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import SimpleNamespace
 
+from snnc.backends.torch import lower_ops
 from snnc.ir.graph import Graph, Node
 from snnc.names import comment_text, python_name
 
@@ -125,6 +127,8 @@ def lower_model(graph: Graph, backend: str = "auto", deploy: bool = False) -> Mo
     def as_seq(src: str) -> str:
         return var[src] if layout[src] == SEQ else f"{var[src]}.unflatten(0, (T, -1))"
 
+    lw = SimpleNamespace(module=module, emit=emit, var=var, layout=layout, as_seq=as_seq, by_name=by_name,
+                         ctx=ctx, deploy=deploy, prefix="" if deploy else "L.", MERGED=MERGED)
     for node in graph.nodes:
         a = node.attrs
         ins = node.inputs
@@ -133,7 +137,11 @@ def lower_model(graph: Graph, backend: str = "auto", deploy: bool = False) -> Mo
         op = node.op
         if op in ("sdt_loss", "tet_loss", "sml_loss"):
             continue
-        if op == "input":
+        if lower_ops.handles(node):  # ops beyond conv nets, PLIF, the Poisson encoder
+            if op == "input":
+                var[node.name], layout[node.name] = "x", MERGED
+            lower_ops.lower_op(lw, node, _r, _surrogate_literal)
+        elif op == "input":
             var[node.name], layout[node.name] = "x", MERGED
         elif op == "conv":
             attr = module(node, f"nn.Conv2d({in_feat[0]}, {a['out']}, {a['k']}, stride={a['stride']}, "

@@ -11,9 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snnc.runtime.encoders import PoissonEncoder  # noqa: F401  (generated models use them as L.*)
+from snnc.runtime.plif import PLIF  # noqa: F401
+from snnc.runtime.tokens import Dropout, IAnd, LayerNorm, SpikingSelfAttention, TokenLinear, Vote  # noqa: F401
+
 
 class BatchNorm(nn.modules.batchnorm._BatchNorm):
-    """Per-channel BN over the merged T*B batch, for [N, C] or [N, C, H, W] (docs/methods.md §9).
+    """Per-channel BN over the merged T*B batch, for [N, C], [N, C, L] or [N, C, H, W] (docs/methods.md §9).
 
     `scale` is tdBN's a*vth factor: y = weight * (scale * (x - mu) / sqrt(var + eps)) + bias;
     1.0 gives plain BN. State-dict keys match torch.nn.BatchNorm2d.
@@ -24,8 +28,8 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
         self.scale = float(scale)
 
     def _check_input_dim(self, x: Tensor) -> None:
-        if x.dim() not in (2, 4):
-            raise ValueError(f"BatchNorm expects [N, C] or [N, C, H, W], got {tuple(x.shape)}")
+        if x.dim() not in (2, 3, 4):
+            raise ValueError(f"BatchNorm expects [N, C], [N, C, L] (tokens) or [N, C, H, W], got {tuple(x.shape)}")
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
