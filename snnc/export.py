@@ -106,7 +106,10 @@ def deploy_weights(inference: Graph, train_modules: dict[str, str], deploy_modul
         return k, beta, mean
 
     for node in inference.nodes:
-        if node.op not in ("conv", "fc", "affine"):
+        if node.op == "layernorm" or (node.op == "lif" and "learn_decay" in node.attrs):
+            out.update(_trained_as_is(node, train_modules[node.name], deploy_modules[node.name], state))
+            continue
+        if node.op not in ("conv", "fc", "linear", "affine"):
             continue
         a = node.attrs
         dst = f"{deploy_modules[node.name]}."
@@ -128,6 +131,15 @@ def deploy_weights(inference: Graph, train_modules: dict[str, str], deploy_modul
         if a["bias"]:
             out[dst + "bias"] = b
     return out
+
+
+def _trained_as_is(node, src: str, dst: str, state: dict) -> dict[str, torch.Tensor]:
+    """A layernorm's weight and bias, or a PLIF layer's trained w, copied unchanged."""
+    channels = node.features[0]
+    if node.op == "layernorm":
+        return {f"{dst}.{k}": _tensor(state, f"{src}.{k}", (channels,)) for k in ("weight", "bias")}
+    shape = () if node.attrs["learn_decay"] == "layer" else (channels,)
+    return {f"{dst}.w": _tensor(state, f"{src}.w", shape)}
 
 
 def decoding_weights(train: Graph, train_modules: dict[str, str], state: dict) -> tuple[float, ...] | None:
