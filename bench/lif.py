@@ -39,6 +39,7 @@ import time
 import torch
 
 from snnc.ops import lif
+from snnc.ops.reference import lif_reference
 
 SURROGATE = "sigmoid(alpha=4.0)"  # SpikingJelly's default surrogate, so every method computes the same
 LIF_ARGS = dict(decay=0.5, vth=1.0, reset="hard", surrogate=SURROGATE)
@@ -49,7 +50,9 @@ def make_methods(device: str, compile_loop: bool) -> dict:
     methods = {"snnc": lambda x: lif(x, backend="cpu" if device == "cpu" else "auto", **LIF_ARGS)}
     if device == "cpu":
         methods["snnc torch path"] = lambda x: lif(x, backend="torch", **LIF_ARGS)
-    methods["eager loop"] = lambda x: lif(x, backend="reference", **LIF_ARGS)
+    # the eager reference loop itself (what lif(backend="reference") runs), so that torch.compile
+    # traces only the loop and not snnc's argument parsing
+    methods["eager loop"] = lambda x: lif_reference(x, decay_input=False, detach_reset=False, **LIF_ARGS)
     if compile_loop:
         methods["torch.compile loop"] = torch.compile(methods["eager loop"])
     try:
