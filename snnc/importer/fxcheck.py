@@ -41,9 +41,13 @@ def build_on_meta(module: types.ModuleType) -> nn.Module:
         return module.build_model().eval()
 
 
+LEAVES = (LIF, layers.BatchNorm, layers.TimeWeights, layers.PLIF, layers.TokenLinear, layers.LayerNorm,
+          layers.SpikingSelfAttention, layers.IAnd, layers.Vote, layers.Dropout, layers.PoissonEncoder)
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (LIF, layers.BatchNorm, layers.TimeWeights)) or super().is_leaf_module(m, qualname)
+        return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
 
 
 def trace_generated(model: nn.Module) -> fx.Graph:
@@ -108,11 +112,22 @@ class _ModelReader:
                 value[node] = value[node.args[0]] if node.args[1] == 0 else None  # [1] is T, a number
             elif self.plumbing(node):
                 value[node] = tensor_ins[0]
+            elif node.op == "call_module" and isinstance(self.modules[node.target], layers.PoissonEncoder):
+                value[node] = self.encode(nodes, tensor_ins[0], self.modules[node.target], node.target)
             else:
                 made = self.layer(node, tensor_ins)
                 nodes += made
                 value[node] = made[-1].name
         return nodes, outputs
+
+    @staticmethod
+    def encode(nodes: list[LNode], source: str, encoder, path: str) -> str:
+        """The Poisson encoder belongs to the input node, as in the IR: relabel that node."""
+        i = next(i for i, n in enumerate(nodes) if n.name == source)
+        _, kind, dims, *_ = nodes[i].label
+        nodes[i] = LNode(source, label("input", dict(kind=kind, dims=dims, encoding="poisson", seed=encoder.seed),
+                                       None), (), module=path)
+        return source
 
     @staticmethod
     def plumbing(node: fx.Node) -> bool:
@@ -132,12 +147,21 @@ class _ModelReader:
                               module=node.kwargs["bn"])
                 return [first, LNode(node.name, self.module_label(mod), (first.name,), module=node.target)]
             return [LNode(node.name, self.module_label(mod), ins, module=node.target)]
-        if node.op == "call_method" and node.target == "flatten" and tuple(node.args[1:]) == (1,):
-            return [LNode(node.name, ("flatten",), ins)]
-        if node.op == "call_method" and node.target == "mean" and tuple(node.args[1:]) == (0,):
-            return [LNode(node.name, ("mean_t",), ins)]
-        if node.op == "call_function" and node.target is operator.add:
-            return [LNode(node.name, ("add",), ins)]
+        if node.op == "call_method" and node.target == "flatten" and tuple(node.args[1:]) in ((1,), (2,)):
+            return [LNode(node.name, ("flatten",) if node.args[1] == 1 else ("tokens",), ins)]
+        if node.op == "call_method" and node.target == "mean" and tuple(node.args[1:]) in ((0,), (2,)):
+            return [LNode(node.name, ("mean_t",) if node.args[1] == 0 else ("mean_tokens",), ins)]
+        if node.op == "call_method" and node.target == "sum" and node.kwargs == {"keepdim": True}:
+            return [LNode(node.name, ("sum_tokens",), ins)]
+        if node.op == "call_method" and node.target == "unflatten" and node.args[1] == 2:
+            return [LNode(node.name, label("token_map", dict(size=node.args[2][0]), None), ins)]
+        if node.op == "call_function" and node.target is operator.getitem and isinstance(node.args[1], tuple):
+            channels = node.args[1][1]
+            return [LNode(node.name, label("slice", dict(start=channels.start, stop=channels.stop), None), ins)]
+        simple = {operator.add: "add", operator.mul: "mul", torch.cat: "cat", torch.sigmoid: "sigmoid",
+                  F.gelu: "gelu"}
+        if node.op == "call_function" and node.target in simple:
+            return [LNode(node.name, (simple[node.target],), ins)]
         if node.op == "call_function" and node.target is F.leaky_relu:
             slope = node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01)
             return [LNode(node.name, label("leaky_relu", dict(slope=slope), None), ins)]
@@ -145,6 +169,8 @@ class _ModelReader:
         return [LNode(node.name, ("unknown", node.op, str(node.target)), ins)]
 
     def module_label(self, mod: nn.Module, scale: float | None = None) -> tuple:
+        if isinstance(mod, (layers.TokenLinear, layers.PLIF)):  # before nn.Linear, which TokenLinear is
+            return self.new_module_label(mod)
         if isinstance(mod, nn.Conv2d):
             square = len(set(mod.kernel_size)) == len(set(mod.stride)) == len(set(mod.padding)) == 1
             if not square or mod.dilation != (1, 1):
@@ -171,6 +197,28 @@ class _ModelReader:
             return label("fc", dict(out=mod.out_features, bias=mod.bias is not None), mod.in_features)
         if isinstance(mod, layers.TimeWeights):
             return ("two_decode",)
+        return self.new_module_label(mod)
+
+    def new_module_label(self, mod: nn.Module) -> tuple:
+        """Labels of the layers of the ops beyond conv nets (snnc/runtime/tokens.py, plif.py)."""
+        if isinstance(mod, layers.PLIF):
+            c = mod.config
+            return label("lif", dict(decay=c.decay, vth=c.vth, reset=c.reset, decay_input=c.decay_input,
+                                     detach_reset=c.detach_reset, surrogate=c.surrogate, mask_p=c.mask_p,
+                                     mask_rescale=c.rescale, layer=mod.layer, adaptive_beta=self.names[mod] in self.cpng,
+                                     learn_decay=mod.learn), None)
+        if isinstance(mod, layers.TokenLinear):
+            return label("linear", dict(out=mod.out_features, bias=mod.bias is not None), mod.in_features)
+        if isinstance(mod, layers.LayerNorm):
+            return label("layernorm", dict(eps=mod.eps), mod.weight.shape[0])
+        if isinstance(mod, layers.SpikingSelfAttention):
+            return label("ssa", dict(heads=mod.heads, scale=mod.scale), None)
+        if isinstance(mod, layers.IAnd):
+            return ("iand",)
+        if isinstance(mod, layers.Vote):
+            return label("vote", dict(k=mod.k), None)
+        if isinstance(mod, layers.Dropout):
+            return label("dropout", dict(p=mod.p), None)
         self.problems.append(f"unexpected module {type(mod).__name__}")
         return ("unknown", type(mod).__name__)
 

@@ -17,6 +17,7 @@ import networkx as nx
 from snnc.ir.graph import Graph, Node
 
 LOSS_OPS = ("sdt_loss", "tet_loss", "sml_loss")
+ORDERED = ("cat", "iand", "ssa")  # ops whose inputs are not interchangeable: each input gets a numbered port
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def label(op: str, attrs: dict, in_channels: int | None, detail: bool = True) ->
     """The comparable identity of a layer: its op and the attributes that define its computation."""
     a = attrs
     if op == "input":
-        return ("input", a["kind"], tuple(a["dims"]))
+        return ("input", a["kind"], tuple(a["dims"]), a.get("encoding"), a.get("seed"))
     if op == "conv":
         return ("conv", in_channels, a["out"], a["k"], a["stride"], a["pad"], a["groups"], bool(a["bias"]))
     if op == "bn":
@@ -43,18 +44,22 @@ def label(op: str, attrs: dict, in_channels: int | None, detail: bool = True) ->
             return ("lif",)
         return ("lif", float(a["decay"]), float(a["vth"]), a["reset"], bool(a["decay_input"]),
                 bool(a["detach_reset"]), str(a["surrogate"]), float(a.get("mask_p", 0.0)),
-                bool(a.get("mask_rescale", False)), int(a.get("layer", 0)), bool(a.get("adaptive_beta", False)))
+                bool(a.get("mask_rescale", False)), int(a.get("layer", 0)), bool(a.get("adaptive_beta", False)),
+                a.get("learn_decay"))
     if op in ("avgpool", "maxpool"):
         return (op, a["k"], a["stride"], a["pad"])
     if op == "adaptive_avgpool":
         return (op, a["size"])
-    if op == "fc":
-        return ("fc", in_channels, a["out"], bool(a["bias"]))
+    if op in ("fc", "linear"):
+        return (op, in_channels, a["out"], bool(a["bias"]))
+    if op == "layernorm":
+        return (op, in_channels, float(a["eps"]))
     if op == "leaky_relu":
         return (op, float(a["slope"]))
     if op == "time_weights":
         return (op, tuple(float(w) for w in a["weights"]))
-    if op in ("flatten", "add", "mean_t", "two_decode", "identity"):
+    if op in ("flatten", "add", "mean_t", "two_decode", "identity", "cat", "mul", "iand", "gelu", "sigmoid", "tokens",
+              "sum_tokens", "mean_tokens"):
         return (op,)
     return (op,) + tuple(sorted((k, repr(v)) for k, v in attrs.items()))
 
@@ -103,8 +108,14 @@ def view(nodes: list[LNode], outputs: list[tuple[str, str]], roles_from_outputs:
     kept = [n for n in by_name.values() if n.name not in merged]
     for n in kept:
         g.add_node(n.name)
-        for i in n.inputs:
-            g.add_edge(i, n.name)
+        for j, i in enumerate(n.inputs):
+            if n.label[0] in ORDERED:
+                port = f"{n.name}#in{j}"
+                g.add_node(port, label=("port", j))
+                g.add_edge(i, port)
+                g.add_edge(port, n.name)
+            else:
+                g.add_edge(i, n.name)
     main = nx.ancestors(g, outputs[0][1]) | {outputs[0][1]} if roles_from_outputs else set()
     for n in kept:
         role = ("main" if n.name in main else "aux") if roles_from_outputs else n.role
