@@ -32,7 +32,12 @@ class Built:
     spec: Any                       # snnc.runtime.options.TrainSpec: network, recipe, T, input, layers
     hooks: Any                      # snnc.runtime.hooks.EpochHooks
     folder: Path
+    _build_model: Callable = field(default=None, repr=False)
     _tmp: Any = field(default=None, repr=False)  # keeps a temporary build folder alive
+
+    def rebuild(self, seed: int) -> "Built":
+        """The same compiled network with a fresh model (initialised for `seed`) and fresh hooks."""
+        return _assemble(self._build_model, self.loss, self.spec, self.folder, self._tmp, seed)
 
     @property
     def before_batch(self) -> Callable[[bool], None]:
@@ -64,10 +69,7 @@ def build(source_or_path, recipe: str = "sdt", *, seed: int = 0, out=None, backe
     masks follow `seed` too. The build folder is `out`, or a temporary one that lives as long as
     the returned object. Errors are `snnc.diagnostics.SnncError`.
     """
-    import torch
-
     from snnc import compile as compile_network
-    from snnc.runtime.hooks import EpochHooks
 
     tmp = None
     if out is None:
@@ -76,11 +78,18 @@ def build(source_or_path, recipe: str = "sdt", *, seed: int = 0, out=None, backe
     compile_network(source_or_path, recipe=recipe, out=out, **params)
     folder = Path(out).resolve()
     train = _import(folder / "train.py", f"snnc_built_train_{next(_count)}")
-    with torch.random.fork_rng(devices=[]):
+    return _assemble(train.model.build_model, train.compute_loss, train.SPEC, folder, tmp, seed)
+
+
+def _assemble(build_model, loss, spec, folder, tmp, seed: int) -> Built:
+    import torch
+
+    from snnc.runtime.hooks import EpochHooks
+
+    with torch.random.fork_rng(devices=[]):  # train.py: torch.manual_seed(seed), then build_model()
         torch.manual_seed(seed)
-        model = train.model.build_model()
-    hooks = EpochHooks(model, train.SPEC, seed=seed)
-    return Built(model, train.compute_loss, train.SPEC, hooks, folder, tmp)
+        model = build_model()
+    return Built(model, loss, spec, EpochHooks(model, spec, seed=seed), folder, build_model, tmp)
 
 
 def _import(path: Path, name: str):
