@@ -9,7 +9,9 @@ With the default dt = 1 this is tau = 1/(1 - decay), r = tau. `if` (decay = 1) b
 NIR's IF with r = 1/dt. Importers disagree on dt: snnTorch's import_from_nir assumes
 dt = 1e-4 and Norse's from_nir 1e-3, so export with the dt the importer uses.
 Residual adds become edges (NIR sums a node's inputs). NIR fires on v > vth, snnc on
-h >= vth: the two differ only at exact ties.
+h >= vth: the two differ only at exact ties. PLIF's trained k = sigmoid(w) gives tau = dt/k per
+neuron; a token linear is a 1-wide Conv1d over the tokens, `tokens` a Flatten of H and W, `vote`
+an averaging Linear. Products, concatenation, norms and analogue activations have no NIR node.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from snnc.ir.graph import Graph, Node
 
 class Unsupported(SnncError):
     pass
+
+
+# Ops of inference graphs that NIR's primitives (affine maps, convolutions, pooling, neurons, sums) cannot express.
+NO_NIR = {"cat": "a concatenation", "mul": "a product of two values", "iand": "SEW's IAND connect function",
+          "ssa": "spiking self-attention (products of spike matrices)", "layernorm": "a layer norm",
+          "gelu": "a GELU", "sigmoid": "a sigmoid", "sum_tokens": "a sum over tokens", "mean_tokens": "a mean over tokens",
+          "slice": "a channel slice"}
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -68,9 +77,14 @@ def nir_nodes(graph: Graph, modules: dict[str, str], weights: dict[str, torch.Te
         ins = [s for i in node.inputs for s in sources[i]]
         in_feat = by_name[node.inputs[0]].features if node.inputs else ()
         if node.op == "input":
+            if "encoding" in a:
+                refuse(node, "a Poisson input encoder (the NIR graph reads the spikes it would draw)")
             nodes["input"] = nir.Input(input_type={"input": np.array(feats)})
             sources[node.name] = ["input"]
             continue
+        if node.op in NO_NIR:
+            raise Unsupported(f"%{node.name}: {NO_NIR[node.op]}, which NIR cannot express", node.loc,
+                              "export without --nir; NIR graphs sum inputs and have no products or norms")
         if node.op == "add":
             if len(set(ins)) != len(ins):
                 refuse(node, "an add of a value to itself")
@@ -93,6 +107,17 @@ def nir_nodes(graph: Graph, modules: dict[str, str], weights: dict[str, torch.Te
             nodes[key] = nir.Affine(weight=w, bias=_np(bias)) if bias is not None else nir.Linear(weight=w)
         elif node.op == "flatten":
             nodes[key] = nir.Flatten(input_type={"input": np.array(in_feat)}, start_dim=0, end_dim=-1)
+        elif node.op == "tokens":
+            nodes[key] = nir.Flatten(input_type={"input": np.array(in_feat)}, start_dim=1, end_dim=2)
+        elif node.op == "linear":  # the same fc on every token: a 1-wide Conv1d over the N tokens
+            bias = weights.get(f"{mod}.bias")
+            w = _np(weights[f"{mod}.weight"])[:, :, None]
+            nodes[key] = nir.Conv1d(input_shape=in_feat[1], weight=w, stride=1, padding=0, dilation=1, groups=1,
+                                    bias=_np(bias) if bias is not None else np.zeros(a["out"], np.float32))
+        elif node.op == "vote":  # the mean of groups of k features: a fixed averaging matrix
+            k = a["k"]
+            nodes[key] = nir.Linear(weight=np.kron(np.eye(feats[0], dtype=np.float32), np.full((1, k), 1 / k,
+                                                                                              np.float32)))
         elif node.op in ("avgpool", "adaptive_avgpool"):
             k, s, p = _pool_params(node, tuple(in_feat[1:]))
             if sum_pool:
@@ -111,7 +136,13 @@ def nir_nodes(graph: Graph, modules: dict[str, str], weights: dict[str, torch.Te
                     warnings[-1] = f"%{node.name}: soft reset exported as a hard reset (--lossy)"
             vth = np.full(feats, a["vth"], np.float32)
             zeros = np.zeros(feats, np.float32)
-            if a["decay"] == 1.0:
+            if "learn_decay" in a:  # PLIF: the trained k = sigmoid(w) = 1 - decay, per layer or per channel
+                k = torch.sigmoid(weights[f"{mod}.w"].double()).numpy()
+                k = np.broadcast_to(k.reshape((-1,) + (1,) * (len(feats) - 1)) if k.ndim else k, feats)
+                tau = (dt / k).astype(np.float32)
+                r = np.ones(feats, np.float32) if a["decay_input"] else tau / dt
+                nodes[key] = nir.LIF(tau=tau, r=r.astype(np.float32), v_leak=zeros, v_threshold=vth, v_reset=zeros)
+            elif a["decay"] == 1.0:
                 nodes[key] = nir.IF(r=np.full(feats, 1.0 / dt, np.float32), v_threshold=vth, v_reset=zeros)
             else:
                 tau = dt / (1.0 - a["decay"])

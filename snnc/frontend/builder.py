@@ -95,7 +95,8 @@ class Builder:
                             f"end the last stage with fc(classes), or set classes = {out.shape[-1]}")
         nodes = _assign_tdbn_factor(top.nodes)
         blocks = tuple(sorted(self.instances.values(), key=lambda b: _block_order(b.name)))
-        return assign_tdbn_thresholds(Graph(net.name, Attrs(params), tuple(nodes), current, (), blocks))
+        spelled = {k: v.name if isinstance(v, Symbol) else v for k, v in params.items()}  # word parameters
+        return assign_tdbn_thresholds(Graph(net.name, Attrs(spelled), tuple(nodes), current, (), blocks))
 
     def _assign(self, assign: ast.Assign, scope: Scope, default_input: str) -> str:
         chain = self._pick(assign.rhs, scope.env)

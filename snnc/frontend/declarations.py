@@ -15,7 +15,7 @@ from snnc.ir.graph import Node
 from snnc.ir.schema import SCHEMAS
 from snnc.ir.schema_ops import JOIN_OPS
 from snnc.names import identifier_problem
-from snnc.params import format_value
+from snnc.params import Symbol, format_value
 
 DEFAULT_SURROGATE = "triangle"
 NEURONS = tuple(NEURON_PARAMS)
@@ -54,8 +54,11 @@ def network_params(net: ast.Network, overrides: dict[str, str]) -> dict:
     values: dict = {}
     env = Env(values, symbols_ok=False)
     for p in net.params:
+        word = isinstance(p.default, ast.NameRef) and p.default.name not in values  # `connect = ADD`
         if p.name in overrides:
-            values[p.name] = parse_override(p.name, overrides[p.name])
+            values[p.name] = parse_word(p.name, overrides[p.name]) if word else parse_override(p.name, overrides[p.name])
+        elif word:
+            values[p.name] = Symbol(p.default.name)
         elif p.default is None:
             raise SnncError(f"parameter '{p.name}' has no default; give it with --set {p.name}=...", p.loc)
         else:
@@ -223,6 +226,16 @@ def _calls_in(rhs):
             yield from _calls_in(el.unit.chain)
         else:
             yield el.unit
+
+
+def parse_word(name: str, text: str) -> Symbol:
+    """The value of `--set name=WORD` for a parameter whose default is a word (`connect = ADD`)."""
+    text = text.strip()
+    problem = identifier_problem(text)
+    if problem:
+        raise SnncError(f"--set {name}={text}: '{name}' takes a word, and {problem}", None,
+                        f"for example --set {name}=IAND")
+    return Symbol(text)
 
 
 def parse_override(name: str, text: str):
