@@ -39,7 +39,8 @@ def join_node(call: ast.Call, values: dict, env, shape_of) -> Node:
     positional = call.positional
     if len(positional) < sch.min_inputs or (sch.max_inputs is not None and len(positional) > sch.max_inputs) or (
             call.keyword and not sch.attrs):
-        raise SnncError(f"{name} needs {count_text(sch)}, e.g. {USAGE[name]}", call.loc)
+        raise SnncError(f"{name} needs {count_text(sch)}, e.g. {USAGE[name]}", call.loc,
+                        f"{name} names values assigned above it" + (" and takes keyword attributes" if sch.attrs else ""))
     inputs, sides = [], []
     for arg in positional:
         expr = arg.value
@@ -60,8 +61,7 @@ def join_node(call: ast.Call, values: dict, env, shape_of) -> Node:
     try:
         shape = sch.infer(shapes, Attrs(attrs))
     except ShapeError as exc:
-        described = ", ".join(f"'{s.name}' is {fmt(sh)}" for s, sh in zip(sides, shapes))
-        raise SnncError(f"{exc.message} ({described})", call.loc, exc.hint, notes=notes) from None
+        raise SnncError(exc.message, call.loc, exc.hint, notes=notes) from None
     return Node("", name, tuple(inputs), Attrs(attrs), shape, "main", call.loc)
 
 

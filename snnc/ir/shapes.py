@@ -158,6 +158,10 @@ def same_all(shapes, a) -> Shape:
 
 
 def tokens(shapes, a) -> Shape:
+    lead, feat = split(shapes[0])
+    if len(feat) != 3:
+        raise ShapeError(f"tokens needs a [C,H,W] input, got {fmt(shapes[0])}",
+                         "tokens follows the convolutions of a patch embedding, before any flatten or fc")
     lead, (c, h, w) = _channels(shapes[0], "tokens", (3,))
     return (*lead, c, h * w)
 
@@ -174,7 +178,8 @@ def ssa(shapes, a) -> Shape:
     out = same_all(shapes, a)
     _, feat = _channels(out, "ssa", (2, 3))
     if feat[0] % a["heads"]:
-        raise ShapeError(f"ssa: {a['heads']} heads must divide the {feat[0]} channels")
+        raise ShapeError(f"ssa: {a['heads']} heads must divide the {feat[0]} channels",
+                         "each head takes an equal share of the channels: pick heads dividing them")
     return out
 
 
@@ -201,7 +206,8 @@ def slice_channels(shapes, a) -> Shape:
 def vote(shapes, a) -> Shape:
     lead, (f,) = _channels(shapes[0], "vote", (1,))
     if f % a["k"]:
-        raise ShapeError(f"vote({a['k']}) needs a multiple of {a['k']} features, got {f}")
+        raise ShapeError(f"vote({a['k']}) needs a multiple of {a['k']} features, got {f}",
+                         f"end the layer before it with {a['k']} outputs per class, e.g. fc({a['k']} * classes)")
     return (*lead, f // a["k"])
 
 
