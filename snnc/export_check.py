@@ -143,7 +143,9 @@ def load_check_data(spec: str, manifest: dict):
         raise SnncError("--check-data works on image networks; check event models in Python "
                         "(snnc.export_check.compare)")
     dims = tuple(manifest["input"]["dims"])
-    data = datasets.reshape_synthetic(datasets.load(spec), dims, manifest["classes"])
+    T = int((manifest.get("params") or {}).get("T", 1))  # imagefolder and py: specs read for the network
+    target = datasets.Target("image", dims, T, manifest["classes"])
+    data = datasets.reshape_synthetic(datasets.load(spec, target), dims, manifest["classes"])
     if data.sample_shape != dims:
         raise SnncError(f"--check-data {spec} gives samples of shape {list(data.sample_shape)}, but "
                         f"{manifest['network']} expects {list(dims)}")

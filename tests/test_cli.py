@@ -125,7 +125,7 @@ def test_train_help_works_without_a_folder():
 
 
 @pytest.mark.parametrize("source, spec", [("models/digits.snn", "digits"), ("models/resnet18.snn", "cifar10:PATH"),
-                                          ("models/vggsnn.snn", "dvs:PATH")])
+                                          ("models/vggsnn.snn", "nmnist:PATH"), ("models/mnist.snn", "mnist5k")])
 def test_the_compile_hint_names_data_that_fits(tmp_path, source, spec):
     r = snnc("compile", source, "-o", str(tmp_path / "b"))
     assert r.returncode == 0, r.stderr

@@ -28,9 +28,11 @@ def data_hint(graph) -> str:
     inp = graph.node("x").attrs
     dims, classes = tuple(inp["dims"]), graph.node(graph.output).shape[-1]
     if inp["kind"] == "events":
-        return "dvs:PATH"
+        return "nmnist:PATH"  # or dvsgesture:PATH, cifar10dvs:PATH, dvs:PATH (pre-framed)
     if dims == (1, 8, 8) and classes == 10:
         return "digits"
+    if dims == (1, 28, 28) and classes == 10:
+        return "mnist5k"
     if dims == (3, 32, 32) and classes in (10, 100):
         return f"cifar{classes}:PATH"
     return "synthetic"
