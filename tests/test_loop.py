@@ -115,3 +115,25 @@ def test_inline_loop_is_bit_identical_to_the_default_train_py(tmp_path, recipe, 
     assert inline_acc == [r["test_acc"] for r in read_metrics(ref_run)]
     # a second run into the same folder is refused, not overwritten
     assert mod.main(ARGS + epochs + ["--out", str(run)]) == 1
+
+
+def test_rebuild_gives_the_model_build_gives_for_that_seed():
+    net = snnc.build(ROOT / "models" / "digits.snn", "msg+two", width=4, T=2)
+    fresh = net.rebuild(3)
+    direct = snnc.build(ROOT / "models" / "digits.snn", "msg+two", width=4, T=2, seed=3)
+    _same(fresh.model.state_dict(), direct.model.state_dict())
+    assert fresh.model is not net.model and fresh.hooks.two.decode is fresh.model.get_submodule(fresh.spec.two["module"])
+    assert all(fresh.model.get_submodule(layer).seed == 3 for layer in fresh.spec.lif_layers)  # MSG's masks
+
+
+def test_compile_loop_inline_from_the_command_line(tmp_path):
+    from clirun import snnc as run_snnc
+
+    r = run_snnc("compile", str(ROOT / "models" / "digits.snn"), "--recipe", "cpng", "--loop", "inline",
+                 "-o", str(tmp_path / "b"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "b" / "train.py").read_text()
+    assert "hooks.end_epoch(epoch)" in text and "loss.backward()" in text and "from snnc.runtime import trainer" \
+        not in text
+    bad = run_snnc("compile", str(ROOT / "models" / "digits.snn"), "--loop", "notebook", "-o", str(tmp_path / "c"))
+    assert bad.returncode == 2 and "invalid choice: 'notebook'" in bad.stderr
