@@ -15,6 +15,7 @@ from torch import nn
 
 from snnc.importer.chains import Chain, Unit
 from snnc.importer.records import INPUT, Mapped, Op
+from snnc.ir.schema_ops import JOIN_OPS
 
 
 @dataclass
@@ -97,7 +98,7 @@ def scope_units(ops: list[Op], instances: dict[str, Instance], scope: Instance |
     for op in ops:
         inst = _innermost(op, instances)
         if inst is scope:
-            units.append(Unit(op.id, op.inputs, op.id, op, is_add=op.kind == "add"))
+            units.append(Unit(op.id, op.inputs, op.id, op, is_add=op.kind in JOIN_OPS))
             continue
         while inst is not None and inst.parent is not scope:
             inst = inst.parent

@@ -24,7 +24,7 @@ class Unit:
     inputs: tuple[str, ...]
     output: str
     item: object                 # importer.records.Op, or importer.blocks.Instance
-    is_add: bool = False
+    is_add: bool = False         # a join (add, cat, mul): it starts a chain from the values it names
     group: str | None = None     # at the top level: the stage it belongs to
 
 
@@ -38,6 +38,11 @@ class Chain:
     role: str = "part"
     name: str = ""
     start: str | None = None            # the name the written chain starts from (None: the default input)
+
+    @property
+    def join(self) -> str | None:
+        """The op that starts a chain reading named values (add, cat, mul), or None."""
+        return self.units[0].item.kind if self.operands and self.units else None
 
 
 def decompose(units: list[Unit], source: str, result: str, top: bool) -> list[Chain]:

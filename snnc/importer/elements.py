@@ -15,8 +15,9 @@ from snnc.importer.records import Op
 from snnc.ir.schema import schema
 from snnc.params import OPTIONAL, REQUIRED, format_value
 
-POSITIONAL = {"conv": 3, "avgpool": 2, "maxpool": 2, "adaptive_avgpool": 1, "fc": 1}
-ALWAYS_WRITTEN = {"conv": ("out", "k"), "avgpool": ("k",), "maxpool": ("k",), "fc": ("out",)}
+POSITIONAL = {"conv": 3, "avgpool": 2, "maxpool": 2, "adaptive_avgpool": 1, "fc": 1, "dropout": 1, "slice": 2}
+ALWAYS_WRITTEN = {"conv": ("out", "k"), "avgpool": ("k",), "maxpool": ("k",), "fc": ("out",), "dropout": ("p",),
+                  "slice": ("start", "stop")}
 
 
 @dataclass

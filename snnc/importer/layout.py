@@ -28,6 +28,7 @@ class Stage:
     operands: tuple[str, ...]
     elements: list[Element]
     comment: list[str] = field(default_factory=list)
+    join: str | None = None      # add, cat or mul for a chain that starts from named values
 
 
 @dataclass
@@ -112,7 +113,8 @@ def stages(mapped: Mapped, instances: dict[str, Instance], taken: set[str], neur
     for c in chains:
         elements = [_element(u, mapped.output) for u in element_units(c)]
         elements = compress(elements or ([] if c.operands else [Element("identity", [])]), blocks)
-        out.append(Stage(c.name, c.start, tuple(ends[v] for v in c.operands), elements, comments(c.units, neuron)))
+        out.append(Stage(c.name, c.start, tuple(ends[v] for v in c.operands), elements, comments(c.units, neuron),
+                         c.join))
     return out
 
 

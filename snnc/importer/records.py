@@ -11,7 +11,8 @@ from snnc.importer.trace import user_loc
 
 INPUT = "x"
 SUPPORTED = ("Conv2d, BatchNorm1d/2d, ReLU/ReLU6/LeakyReLU (they become the neuron), Linear, AvgPool2d, "
-             "MaxPool2d, AdaptiveAvgPool2d, Flatten, view/reshape to [batch, features], +, Identity, Dropout; "
+             "MaxPool2d, AdaptiveAvgPool2d, Flatten, view/reshape to [batch, features], +, torch.cat on channels, "
+             "products of tensors, channel slices, sigmoid, GELU, LayerNorm on vectors, Identity, Dropout; "
              "see docs/import.md")
 
 
@@ -20,7 +21,7 @@ class Op:
     """One layer of the imported network."""
 
     id: str                      # unique: the fx node name
-    kind: str                    # an IR op: conv bn lif fc avgpool maxpool adaptive_avgpool flatten add
+    kind: str                    # an IR op: conv bn lif fc avgpool maxpool ... add cat mul sigmoid gelu slice ...
     args: dict                   # the complete IR attributes, e.g. conv: out, k, stride, pad, groups, bias
     inputs: tuple[str, ...]      # op ids, or INPUT
     shape: tuple                 # ("T", "B", *features), as the IR

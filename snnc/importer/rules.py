@@ -17,6 +17,7 @@ from torch import nn
 
 from snnc.diagnostics import SnncError
 from snnc.importer.records import BATCH, SUPPORTED, TensorRef, bind_call, square
+from snnc.importer.rules_ops import OpRules
 from snnc.importer.trace import user_loc
 from snnc.ir.shapes import fmt
 
@@ -46,7 +47,7 @@ def _function_name(target) -> str:
     return getattr(target, "__qualname__", None) or repr(target)
 
 
-class Rules:
+class Rules(OpRules):
     """One method per kind of call; each returns the value the call yields (a TensorRef, or a number)."""
 
     # ------------------------------------------------------------ modules
@@ -62,6 +63,9 @@ class Rules:
                 raise SnncError(f"{label} is called twice: snnc layers do not share weights", user_loc(node),
                                 "create one module per use")
             self.called.add(node.target)
+        made = self.module_op(node, mod, x, label)
+        if made is not None:
+            return made
         for cls, method in _MODULES:
             if isinstance(mod, cls):
                 return method(self, node, mod, x, label)
@@ -167,6 +171,9 @@ class Rules:
         name = _function_name(target)
         if target in _RELU_FUNCTIONS:
             return self.add_op(node, "lif", {}, [self.tensor(node, args[0], name)], origin=_RELU_FUNCTIONS[target])
+        made = self.function_op(node, target, args, kwargs, name)
+        if made is not None:
+            return made
         if target in _ADD:
             return self.add(node, args, kwargs, name)
         if target in _DROPOUT_FUNCTIONS:
@@ -239,6 +246,9 @@ class Rules:
             return self.reshape(node, x, args[1:], label)
         if method == "mean":
             return self.mean(node, args, kwargs, label)
+        made = self.method_op(node, method, x, args, kwargs, label)
+        if made is not None:
+            return made
         raise SnncError(f"unsupported tensor method .{method}()", user_loc(node), "supported: " + SUPPORTED)
 
     def reshape(self, node, x: TensorRef, sizes, label) -> TensorRef:

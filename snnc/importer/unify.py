@@ -21,12 +21,12 @@ from snnc.importer.chains import Chain, decompose, link
 from snnc.importer.elements import Element, Expr, arg_texts, call_texts, chain_elements, comments, element_units
 from snnc.importer.records import Mapped, Op
 from snnc.importer.naming import Names, block_base
-from snnc.ir.schema import schema
+from snnc.ir.schema import SCHEMAS, schema
 from snnc.params import OPTIONAL, REQUIRED, format_value
 
 PARAM_NAMES = {("conv", "out"): "c", ("fc", "out"): "n"}  # otherwise the argument's own name
 CHANNELS = ("conv", "out")
-OPS = ("conv", "bn", "lif", "fc", "avgpool", "maxpool", "adaptive_avgpool", "flatten", "add", "identity")
+OPS = tuple(SCHEMAS)  # words that are ops; any other element word is a block
 
 
 @dataclass
@@ -45,6 +45,7 @@ class DefChain:
     variants: list[list[Element]]   # one; or two, `cond` choosing the first
     cond: str | None = None
     comment: list[str] = field(default_factory=list)
+    join: str | None = None         # the op of a chain that starts from named values: add, cat, mul
 
 
 @dataclass
@@ -98,7 +99,7 @@ def _chains(inst: Instance, ops: list[Op], instances: dict[str, Instance], taken
 
 def _skeleton(inst: Instance) -> tuple:
     ends = {c.end: c.name for c in inst.chains}
-    return tuple((c.name, c.start, tuple(ends[v] for v in c.operands)) for c in inst.chains)
+    return tuple((c.name, c.start, tuple(ends[v] for v in c.operands), c.join) for c in inst.chains)
 
 
 def _kinds(chain: Chain) -> tuple[str, ...]:
@@ -178,7 +179,7 @@ def _unify(instances: list[Instance], neuron: str) -> BlockDef:
         chain = first.chains[j]
         units = [u for inst in instances for u in inst.chains[j].units]
         definition.chains.append(DefChain(chain.name, chain.start, tuple(ends[v] for v in chain.operands), rows,
-                                          cond, comments(units, neuron)))
+                                          cond, comments(units, neuron), chain.join))
     for i, inst in enumerate(instances):
         inst.definition = definition
         inst.args = {p.name: p.values[i] for p in ordered}

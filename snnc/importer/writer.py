@@ -21,8 +21,9 @@ def _element(el: Element, neuron: str) -> str:
     return f"{text} x {el.repeat}" if el.repeat > 1 else text
 
 
-def _chain(start: str | None, operands: tuple[str, ...], elements: list[Element], neuron: str) -> list[str]:
-    parts = [f"add({', '.join(operands)})"] if operands else [start] if start else []
+def _chain(start: str | None, operands: tuple[str, ...], elements: list[Element], neuron: str,
+           join: str | None = "add") -> list[str]:
+    parts = [f"{join}({', '.join(operands)})"] if operands else [start] if start else []
     return parts + [_element(e, neuron) for e in elements]
 
 
@@ -46,7 +47,7 @@ def _assignment(indent: str, name: str, width: int, parts: list[str], comment: l
 
 
 def _def_chain(c: DefChain, width: int, neuron: str) -> list[str]:
-    rows = [_chain(c.start, c.operands, v, neuron) for v in c.variants]
+    rows = [_chain(c.start, c.operands, v, neuron, c.join) for v in c.variants]
     if c.cond is None:
         return _assignment("    ", c.name, width, rows[0], c.comment)
     text = f"{_group(rows[0])} if {c.cond} else {_group(rows[1])}"
@@ -63,7 +64,7 @@ def _block(b: BlockDef, neuron: str) -> list[str]:
 
 
 def _stage(s: Stage, width: int, neuron: str) -> list[str]:
-    return _assignment("  ", s.name, width, _chain(s.start, s.operands, s.elements, neuron), s.comment)
+    return _assignment("  ", s.name, width, _chain(s.start, s.operands, s.elements, neuron, s.join), s.comment)
 
 
 def render(doc: Document) -> str:
