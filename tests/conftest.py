@@ -23,6 +23,12 @@ def cuda_present() -> bool:
 
 
 HAS_CUDA = cuda_present()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each test worker is one process among several on the machine: a torch thread pool per worker
+    # oversubscribes the cores, and small ops then run many times slower than on one thread.
+    import torch
+
+    torch.set_num_threads(1)
 # Must happen before any kernel module is loaded (DESIGN.md "Testing and measuring").
 if "TRITON_INTERPRET" not in os.environ and not HAS_CUDA:
     os.environ["TRITON_INTERPRET"] = "1"
