@@ -55,3 +55,18 @@ def test_a_channel_shuffle_is_refused_at_its_line():
         import_network(nets.Shuffle(), (3, 8, 8))
     assert "is not supported" in info.value.message and info.value.loc.line > 100
     assert Path(info.value.loc.file).name == "import_beyond.py"
+
+
+def test_a_class_nested_in_itself_gives_one_block_per_level():
+    net = nets.Forest()
+    imp = import_network(net, (3, 8, 8))
+    assert "block tree(" in imp.text and "block tree_2(" in imp.text and "block leaf(" in imp.text
+    assert "a1   = tree(4, 4) x 2" in imp.text and "b1   = maxpool(2) -> tree_2 x 2" in imp.text
+    assert costs(compile_source(imp.text, file="imported.snn").graph).params == sum(p.numel() for p in net.parameters())
+
+
+def test_a_size_computed_while_tracing_is_refused_with_a_hint():
+    with pytest.raises(SnncError) as info:
+        import_network(nets.SizeFromShape(), (3, 8, 8))
+    assert "torch.fx cannot trace" in info.value.message and "__init__" in info.value.hint
+    assert info.value.loc is not None and Path(info.value.loc.file).name == "import_beyond.py"

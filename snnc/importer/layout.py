@@ -82,7 +82,8 @@ def _run_name(key: tuple, members: list[Unit], index: int, names: Names) -> str:
     if key[0] == "module":
         return names(key[1], "stage")
     if key[0] == "blocks":
-        path = members[0].item.path.split(".")[-1]
+        first = next(u.item for u in members if isinstance(u.item, Instance))  # loose calls may come first
+        path = first.path.split(".")[-1]
         return names("blocks" if path.isdigit() else path, "stage")
     if key[0] == "loose":
         return names("stem" if index == 0 else "head")

@@ -170,6 +170,8 @@ def trace(module: nn.Module, file: str = "<module>", name: str | None = None) ->
                         f"({str(exc).splitlines()[0][:200]})", user_loc_from_traceback(exc.__traceback__),
                         "make the branch depend on constructor arguments, not on tensor values") from None
     except Exception as exc:  # noqa: BLE001 - user code may fail under tracing in any way
+        hint = ("a size computed in Python from a traced tensor (int(x.size(1) * r)) has no value while tracing; "
+                "compute it from constructor arguments in __init__") if "Proxy" in str(exc) else None
         raise SnncError(f"torch.fx cannot trace {name}: {type(exc).__name__}: {str(exc)[:300]}",
-                        user_loc_from_traceback(exc.__traceback__)) from None
+                        user_loc_from_traceback(exc.__traceback__), hint) from None
     return Traced(module, graph, file, name)

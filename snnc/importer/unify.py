@@ -63,14 +63,18 @@ class _Split(Exception):
 def define_blocks(mapped: Mapped, instances: dict[str, Instance], neuron: str) -> list[BlockDef]:
     """Definitions for every instance, inner blocks first; sets each instance's definition and args."""
     names = Names()
-    by_class: dict[type, list[Instance]] = {}
+    by_class: dict[tuple[type, int], list[Instance]] = {}  # (class, height): a class nested in itself splits
+    heights = _heights(instances)
     for inst in instances.values():
-        by_class.setdefault(inst.cls, []).append(inst)
-    order = sorted(by_class, key=lambda cls: -max(_depth(i) for i in by_class[cls]))
-    base = {cls: names(block_base(cls.__name__), "block") for cls in order}
+        by_class.setdefault((inst.cls, heights[inst.key]), []).append(inst)
+    order = sorted(by_class, key=lambda key: (-max(_depth(i) for i in by_class[key]), key[1]))
+    base: dict[type, str] = {}
+    for cls, _ in order:
+        base.setdefault(cls, names(block_base(cls.__name__), "block"))
+    count: dict[type, int] = {}
     definitions: list[BlockDef] = []
-    for cls in order:
-        group = by_class[cls]
+    for key in order:
+        cls, group = key[0], by_class[key]
         for inst in group:
             _chains(inst, mapped.ops, instances, names.taken)
         defs = []
@@ -79,14 +83,28 @@ def define_blocks(mapped: Mapped, instances: dict[str, Instance], neuron: str) -
                 defs.append(_unify(members, neuron))
             except _Split:
                 defs += [_unify(sub, neuron) for sub in _groups(members, _signature)]
-        for i, d in enumerate(defs):
-            d.name = base[cls] if i == 0 else names(f"{base[cls]}_{i + 1}")
+        for d in defs:
+            count[cls] = count.get(cls, 0) + 1
+            d.name = base[cls] if count[cls] == 1 else names(f"{base[cls]}_{count[cls]}")
         definitions += defs
     return definitions
 
 
 def _depth(inst: Instance) -> int:
     return 0 if inst.parent is None else 1 + _depth(inst.parent)
+
+
+def _heights(instances: dict[str, Instance]) -> dict[str, int]:
+    """How deep instances of its own class nest inside each instance (DLA's Tree holds Trees): 0 for none."""
+    height = {key: 0 for key in instances}
+    for inst in sorted(instances.values(), key=_depth, reverse=True):
+        outer = inst.parent
+        while outer is not None:
+            if outer.cls is inst.cls:
+                height[outer.key] = max(height[outer.key], height[inst.key] + 1)
+                break
+            outer = outer.parent
+    return height
 
 
 def _chains(inst: Instance, ops: list[Op], instances: dict[str, Instance], taken: set[str]) -> None:
