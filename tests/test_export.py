@@ -175,6 +175,21 @@ def test_nir_refuses_soft_reset_unless_lossy(tmp_path):
     assert any("soft reset exported as a hard reset" in w for w in info["nir"]["warnings"])
 
 
+def test_lossy_nir_of_a_maxpool_network_passes_nir_type_inference(tmp_path):
+    import nir
+
+    (tmp_path / "mp.snn").write_text(FF.replace("avgpool(2)", "maxpool(2)"))
+    run, _, _ = _calibrated_run(tmp_path, tmp_path / "mp.snn", "sdt")
+    with pytest.raises(SnncError, match="max pooling, which NIR cannot express"):
+        export_run(run, tmp_path / "deploy", nir=True)
+    info = export_run(run, tmp_path / "deploy", nir=True, nir_options={"lossy": True})
+    assert any("max pooling exported as average pooling" in w for w in info["nir"]["warnings"])
+    graph = nir.read(str(tmp_path / "deploy" / "model.nir"))
+    graph.infer_types()  # NIR's own check of every edge's shape (dropping the pool failed it: 8x8x8 vs 8x4x4)
+    pool = next(n for n in graph.nodes.values() if isinstance(n, nir.AvgPool2d))
+    assert list(pool.kernel_size) == [2, 2]
+
+
 # ------------------------------------------------------------ bad input
 def test_bad_runs_give_clear_errors_and_write_nothing(digits_run, tmp_path):
     def fails(run, match, **kw):
