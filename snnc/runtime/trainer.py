@@ -468,6 +468,7 @@ class Trainer:
                 signal.signal(s, h)
             if self.stop_timer is not None:
                 self.stop_timer.cancel()
+                self.stop_timer.join()
         self._dump_rank_state()
         if self.world.main:
             last = self.state.last
