@@ -54,21 +54,21 @@ def test_fold_bn_folds_into_token_linears():
     assert out.attrs["phase"] == "inference" and out.of_op("ssa", "layernorm", "tokens", "mean_tokens") and verify(out)
 
 
-def test_cpng_adapts_neurons_fed_by_a_norm():
+def test_cpng_adapts_all_but_the_attention_counts():
     g = annotate_surrogate(graph(), cpng=CPNG)
     adaptive = {n.name for n in g.nodes if n.attrs.get("adaptive_beta")}
     lifs = {n.name for n in g.nodes if n.op == "lif"}
     assert lifs - adaptive == {"body.0.a.lif0", "body.1.a.lif0"}  # after the attention product
     assert {"stem.plif", "body.0.a.lif1", "body.0.q.lif"} <= adaptive  # after bn, after layernorm
-    residual = graph("  a = conv(4) -> bn -> lif\n  b = a -> conv(4) -> bn\n  c = add(a, b) -> lif\n"
-                     "  d = c -> lif\n  head = flatten -> fc(classes)")
-    marked = {n.name for n in annotate_surrogate(residual, cpng=CPNG).nodes if n.attrs.get("adaptive_beta")}
-    assert marked == {"a.lif", "c.lif"}  # an add with a BN input counts; a neuron reading spikes does not
+    sdsa = graph("  s = conv(4) -> lif\n  kv = mul(s, s) -> sum_tokens -> lif(vth = 0.5)\n"
+                 "  c = add(s, s) -> lif\n  head = flatten -> fc(classes)")
+    marked = {n.name for n in annotate_surrogate(sdsa, cpng=CPNG).nodes if n.attrs.get("adaptive_beta")}
+    assert marked == {"s.lif", "c.lif"}  # a conv without bn and a sum of spikes still adapt, as before
 
 
-def test_cpng_refuses_a_network_without_normalised_neurons():
-    with pytest.raises(SnncError, match="cpng adapts neurons fed by a bn or layernorm") as info:
-        annotate_surrogate(graph("  a = conv(4) -> lif\n  head = flatten -> fc(classes)"), cpng=CPNG)
+def test_cpng_refuses_a_network_with_nothing_to_adapt():
+    with pytest.raises(SnncError, match="cpng has no neuron to adapt") as info:
+        annotate_surrogate(graph("  a = conv(4) -> sum_tokens -> lif\n  head = flatten -> fc(classes)"), cpng=CPNG)
     assert info.value.loc is not None and info.value.loc.line == 4
 
 

@@ -108,7 +108,7 @@ def test_refusals_are_located(model, recipe, message):
     assert info.value.message.startswith(message) and info.value.loc is not None
 
 
-def test_cpng_on_a_transformer_adapts_the_neurons_after_bn_and_layernorm():
+def test_cpng_on_a_transformer_leaves_the_attention_neurons_alone():
     text = (ROOT / "models" / "spikformer.snn").read_text().replace("surrogate sigmoid(alpha = 4.0)",
                                                                      "surrogate triangle(beta = 1.0)")
     text = text.replace("-> lif(vth = 0.5) -> linear(dim) -> bn -> lif", "-> lif(vth = 0.5) -> linear(dim) -> layernorm -> lif")

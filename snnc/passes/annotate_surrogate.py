@@ -7,8 +7,9 @@ from snnc.passes.registry import prop, register
 from snnc.passes.util import lif_nodes, recipe_error
 
 CPNG_SURROGATES = ("triangle", "rectangle", "arctan")
-NORMALISERS = ("bn", "layernorm")
-# Ops that carry a normalised value to a neuron without rescaling it as a whole (cf. tdBN's PASS_THROUGH).
+# Attention's sums of spike products: h is a non-negative count of coincidences, far from normal.
+SPIKE_COUNTS = ("ssa", "sum_tokens")
+# Ops that carry a value to a neuron without changing what it is (cf. tdBN's PASS_THROUGH).
 CARRIERS = ("add", "identity", "dropout", "avgpool", "maxpool", "adaptive_avgpool", "flatten", "tokens")
 
 
@@ -17,35 +18,40 @@ def is_annotated(graph: Graph) -> bool:
     return all("layer" in n.attrs for n in lif_nodes(graph))
 
 
-def normalised(graph: Graph, lif: Node) -> bool:
-    """True when the neuron's input comes from a bn or layernorm, through adds, identities, pooling or reshapes.
+def adapts(graph: Graph, lif: Node) -> bool:
+    """False only for a neuron whose input is, through adds, identities, pooling and reshapes, nothing
+    but attention's spike counts (ssa, sum_tokens); True for everything else.
 
-    CPNG models h as normal with the measured mean and deviation (CPNG eq. 6); a normalisation
-    just before the neuron is what makes that model fit. A LayerNorm standardises each token over
-    its channels instead of each channel over the batch, which gives h the same near-normal spread.
+    CPNG models h as normal with the measured mean and deviation (CPNG eq. 6). A BN before the
+    neuron makes that model fit; a LayerNorm standardises each token over its channels instead of
+    each channel over the batch, which leaves h as near normal, and a layer without a norm keeps
+    the measured moments as before. The attention products are non-negative counts of spike
+    coincidences (times a scale), mostly zero: chi of a normal fitted to them says nothing about
+    how many surrogate gradients are non-zero, so those neurons keep their beta.
     """
-    stack, seen = [lif.inputs[0]], set()
+    stack, seen, sources = [lif.inputs[0]], set(), set()
     while stack:
         node = graph.node(stack.pop())
         if node.name in seen:
             continue
         seen.add(node.name)
-        if node.op in NORMALISERS:
-            return True
         if node.op in CARRIERS:
             stack.extend(node.inputs)
-    return False
+        else:
+            sources.add(node.op)
+    return not sources <= set(SPIKE_COUNTS)
 
 
 @register("annotate-surrogate", requires=("expanded",), ensures=("surrogate-annotated",))
 def annotate_surrogate(graph: Graph, cpng: dict | None = None) -> Graph:
-    """Give each LIF layer its index; with cpng, mark beta adaptive where a BN or LayerNorm feeds the neuron."""
+    """Give each LIF layer its index; with cpng, mark beta adaptive but where attention's spike counts feed it."""
     layers = lif_nodes(graph)
     index = {n.name: i for i, n in enumerate(layers)}
-    adaptive = {n.name for n in layers if normalised(graph, n)} if cpng is not None else set()
+    adaptive = {n.name for n in layers if adapts(graph, n)} if cpng is not None else set()
     if cpng is not None and not adaptive:
-        raise recipe_error(f"cpng adapts neurons fed by a bn or layernorm, and network '{graph.network}' has none",
-                           layers[0] if layers else None, "normalise the inputs of its neurons: conv -> bn -> lif")
+        raise recipe_error(f"cpng has no neuron to adapt in network '{graph.network}': every neuron reads "
+                           f"attention's spike counts (ssa, sum_tokens)", layers[0] if layers else None,
+                           "cpng steers neurons whose potentials spread like a normal, e.g. after conv -> bn")
     nodes = []
     for node in graph.nodes:
         if node.name in index:
