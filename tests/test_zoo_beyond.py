@@ -10,9 +10,11 @@ import torch
 import zoo_torch as zt
 from snnc.diagnostics import SnncError
 from snnc.export import export_run, load_run
-from snnc.export_check import deployed_model, training_model
+from snnc.export_check import compare, deployed_model, training_model
 from snnc.ir.analysis import costs
 from snnc.pipeline import compile_source
+from snnc.runtime import checkpoint
+from snnc.runtime.setup import set_time_steps
 from trainkit import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +78,25 @@ RUNS = [("spikformer", "sml(n=1, k=16)+sdt", {}), ("spikformer", TIME, {}),
         ("se_resnet", "sml(n=1, k=16)+cpng+sdt", {}), ("se_resnet", TIME, {})]
 
 
+def calibrate_bn(run: Path, mod) -> None:
+    """BN running statistics of the trained weights over a few batches (two steps barely move them from
+    mean 0, var 1, so that in eval mode most layers would stay silent and a wrong layer would go unseen)."""
+    ck = checkpoint.load(run / "checkpoint.pt")
+    net = mod.model.build_model()
+    set_time_steps(net, int(ck["T"]))
+    net.load_state_dict(ck["model"])
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+    net.train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(16, *mod.model.INPUT_DIMS) * 2)
+    checkpoint.save_atomic({**ck, "model": net.state_dict()}, run / "checkpoint.pt")
+
+
 @pytest.mark.parametrize("model, recipe, extra", RUNS, ids=[f"{m}-{r.split('+')[0]}" for m, r, _ in RUNS])
 def test_trains_and_exports(tmp_path, model, recipe, extra):
     sets = {k: str(v) for k, v in {**TINY[model], **extra}.items()}
@@ -83,18 +104,22 @@ def test_trains_and_exports(tmp_path, model, recipe, extra):
     run = tmp_path / "run"
     epochs = [] if "tit" in recipe else ["--epochs", "1"]
     assert mod.main(["--data", "synthetic:32", "--batch-size", "16", "--quiet", "--out", str(run)] + epochs) == 0
+    calibrate_bn(run, mod)
     export_run(run, tmp_path / "deploy")
-    deployed, _ = deployed_model(tmp_path / "deploy")
+    deployed, module = deployed_model(tmp_path / "deploy")
     train, _, state = load_run(run)
-    net, _ = training_model(train, state["model"], tmp_path)
+    net, modules = training_model(train, state["model"], tmp_path)
     initial = mod.model.build_model().state_dict()
     assert any(not torch.equal(initial[k], v) for k, v in state["model"].items() if v.is_floating_point())
-    x = torch.randn(16, *mod.model.INPUT_DIMS)
+    x = torch.randn(16, *mod.model.INPUT_DIMS) * 2
     net.T = int(state["T"])
     with torch.no_grad():
         trained, served = net(x)[0], deployed(x)
     assert torch.equal(trained.mean(0).argmax(-1), served.mean(0).argmax(-1))
     assert torch.allclose(trained, served, atol=1e-4)
+    agreement = compare(net, modules, deployed, module.NODE_MODULES, x)  # layer by layer, same upstream spikes
+    fired = [layer for layer, (spikes, _) in agreement.per_layer.items() if spikes]
+    assert agreement.differing == 0 and len(fired) >= len(agreement.per_layer) / 2  # IAND and SE gates are quiet
 
 
 @pytest.mark.parametrize("model, recipe, message", [
