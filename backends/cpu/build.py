@@ -89,22 +89,31 @@ def _build(cc: str, source: str, target: Path) -> None:
         os.replace(out, target)  # atomic: concurrent processes never load a partial file
 
 
-@functools.lru_cache(maxsize=256)
-def load(spec: LifSpec):
-    """The ctypes library of `spec`'s kernels (functions lif_fwd, lif_bwd), or None without a compiler."""
+def load_source(name: str, source: str, kernel: str, users: str):
+    """The ctypes library built from C `source` (cached on disk under `name`), or None without a compiler.
+
+    `kernel` and `users` name the kernel and what runs it in the one-line note printed when it
+    cannot be built ("building the CPU {kernel} failed (...): {users} run on the PyTorch CPU path")."""
     cc = compiler()
     if cc is None:
-        note("no C compiler found ($CC, cc, gcc): the LIF layers run on the PyTorch CPU path")
+        note(f"no C compiler found ($CC, cc, gcc): {users} run on the PyTorch CPU path")
         return None
-    source = render(spec)
     digest = hashlib.sha256("\n".join([source, _compiler_id(cc), " ".join(FLAGS), _cpu_id()]).encode()).hexdigest()
-    target = cache_dir() / f"{kernel_name(spec)}_{digest[:16]}.so"
+    target = cache_dir() / f"{name}_{digest[:16]}.so"
     try:
         if not target.exists():
             _build(cc, source, target)
-        lib = ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(target))
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        note(f"building the CPU LIF kernel failed ({exc}): the LIF layers run on the PyTorch CPU path")
+        note(f"building the CPU {kernel} failed ({exc}): {users} run on the PyTorch CPU path")
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def load(spec: LifSpec):
+    """The ctypes library of `spec`'s kernels (functions lif_fwd, lif_bwd), or None without a compiler."""
+    lib = load_source(kernel_name(spec), render(spec), "LIF kernel", "the LIF layers")
+    if lib is None:
         return None
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.lif_fwd.argtypes = [p, i64, p, p, p, p, i64, i64, p, i64, i64, i32]

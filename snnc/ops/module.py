@@ -7,6 +7,7 @@ from torch import nn
 
 from snnc.ops.config import DEFAULT_DECAY, PARAM_DTYPE, check_backend, check_input, make_config
 from snnc.ops.lif import run_bn_lif, run_lif
+from snnc.ops.memory import note_spikes
 
 
 class LIF(nn.Module):
@@ -66,6 +67,7 @@ class LIF(nn.Module):
         kwargs = self._lif_kwargs()
         spikes = run_lif(x, **kwargs)
         self._keep_stats(kwargs)
+        note_spikes(spikes)  # kept as bits where saved for backward, under snnc.ops.memory.packed_spikes()
         return spikes
 
     def forward_bn(self, x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, scale: float = 1.0):
@@ -86,4 +88,5 @@ class LIF(nn.Module):
         spikes = run_bn_lif(x, bn.weight, bn.bias, bn.running_mean if keep_running else None,
                             bn.running_var if keep_running else None, batch_stats, factor, bn.eps, scale, **kwargs)
         self._keep_stats(kwargs)
+        note_spikes(spikes)
         return spikes

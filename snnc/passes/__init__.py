@@ -11,6 +11,7 @@ from snnc.passes import (  # noqa: F401
     fold_bn,
     fuse_lif,
     insert_surrogate_modules,
+    plan_memory,
     schedule_time,
     strip_aux,
 )
