@@ -182,7 +182,7 @@ def export_run(run_dir: str | Path, deploy_dir: str | Path, checkpoint: str | Pa
     info = {
         "kind": "deploy", "snnc_version": __version__, "network": manifest["network"], "recipe": manifest["recipe"],
         "source": manifest.get("source"), "source_sha256": manifest.get("source_sha256"),
-        "T": int(inference.params["T"]), "input": {**manifest["input"], **_input_contract(manifest)},
+        "T": int(inference.params["T"]), "input": {**manifest["input"], **_input_contract(manifest, inference.node("x").attrs)},
         "classes": manifest["classes"], "dtype": dtype, "checkpoint_epoch": int(state.get("epoch", 0)),
         "metrics": state.get("metrics") or {}, "passes": ["strip-aux", "fold-bn", "bake-decoding", "dce"],
     }
@@ -204,9 +204,13 @@ def export_run(run_dir: str | Path, deploy_dir: str | Path, checkpoint: str | Pa
     return {"deploy_dir": str(deploy_dir), **info}
 
 
-def _input_contract(manifest: dict) -> dict:
-    """How inputs are fed: the preprocessing of raw samples, and the time encoding."""
-    kind = manifest["input"]["kind"]
-    return {"preprocess": (manifest.get("data") or {}).get("preprocess"),
-            "encoding": "direct: the same (preprocessed) image is the input at each of the T steps" if kind == "image"
-            else "event frames [T, B, C, H, W], one frame per step"}
+def _input_contract(manifest: dict, inp) -> dict:
+    """How inputs are fed: the preprocessing of raw samples, and the time encoding (the IR's input node)."""
+    if inp["kind"] == "events":
+        encoding = "event frames [T, B, C, H, W], one frame per step"
+    elif inp.get("encoding") == "poisson":
+        encoding = (f"poisson (seed {inp.get('seed', 0)}): at each of the T steps a value x fires with probability "
+                    f"clamp(x, 0, 1) (the same draws for the same batch)")
+    else:
+        encoding = "direct: the same (preprocessed) image is the input at each of the T steps"
+    return {"preprocess": (manifest.get("data") or {}).get("preprocess"), "encoding": encoding}

@@ -30,7 +30,7 @@ from snnc.runfolder import read_ir, read_manifest
 PJ_PER_AC = 0.9    # one accumulate (a synaptic operation on a spike)
 PJ_PER_MAC = 4.6   # one multiply-accumulate
 # Ops through which a spike tensor stays a spike tensor (or its average): the input rate carries over.
-_SAME_RATE = ("identity", "flatten", "avgpool", "adaptive_avgpool", "maxpool")
+_SAME_RATE = ("identity", "flatten", "tokens", "dropout", "avgpool", "adaptive_avgpool", "maxpool")
 
 
 @dataclass

@@ -57,3 +57,4 @@ def test_every_new_op_exports(tmp_path):
     assert len(rates) == 8 and all(0.0 < r < 1.0 for r in rates.values()), rates  # every layer matters
     assert torch.equal(trained.mean(0).argmax(-1), served.mean(0).argmax(-1))
     assert torch.allclose(trained, served, atol=1e-5) and info["T"] == 3
+    assert info["input"]["encoding"].startswith("poisson (seed 5)")  # the manifest says how inputs are fed
