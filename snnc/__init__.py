@@ -15,11 +15,12 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 
-def compile(source_or_path, recipe: str = "sdt", out=None, **params):
+def compile(source_or_path, recipe: str = "sdt", out=None, *, memory: str | None = None, **params):
     """Compiles a .snn file (a path) or .snn source text with a recipe.
 
     Network parameters are given as keywords (`T=6`), as `--set` would. With
     `out` the training artifacts are written there (as `snnc compile -o`).
+    `memory` is the policy of `snnc compile --memory` (docs/memory.md).
     Returns the compiled result: `.graph` (the final IR), `.stages` (the IR
     after every pass), `.recipe`. Errors are `snnc.diagnostics.SnncError`.
     """
@@ -31,8 +32,8 @@ def compile(source_or_path, recipe: str = "sdt", out=None, **params):
     is_source = "\n" in text or "{" in text
     file = "<source>" if is_source else None
     if out is not None:
-        return compile_to(text if is_source else Path(text), recipe, out, overrides, file=file)
-    return compile_source(text if is_source else Path(text), overrides, file=file, recipe=recipe)
+        return compile_to(text if is_source else Path(text), recipe, out, overrides, file=file, memory=memory)
+    return compile_source(text if is_source else Path(text), overrides, file=file, recipe=recipe, memory=memory)
 
 
 def build(source_or_path, recipe: str = "sdt", *, seed: int = 0, out=None, **params):

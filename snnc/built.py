@@ -61,13 +61,14 @@ class Built:
 
 
 def build(source_or_path, recipe: str = "sdt", *, seed: int = 0, out=None, backend: str = "auto",
-          **params) -> Built:
+          memory: str | None = None, **params) -> Built:
     """Compiles a .snn file or source text with `recipe` and builds its model.
 
     Network parameters are keywords (`T=6`, `width=8`), as `--set` gives them. The weights are
     initialised as train.py's are for `--seed seed` (without touching the global RNG), and MSG's
     masks follow `seed` too. The build folder is `out`, or a temporary one that lives as long as
-    the returned object. Errors are `snnc.diagnostics.SnncError`.
+    the returned object. `memory` is the policy of `snnc compile --memory` (docs/memory.md).
+    Errors are `snnc.diagnostics.SnncError`.
     """
     from snnc import compile as compile_network
 
@@ -75,7 +76,7 @@ def build(source_or_path, recipe: str = "sdt", *, seed: int = 0, out=None, backe
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="snnc-build-")
         out = Path(tmp.name) / "build"
-    compile_network(source_or_path, recipe=recipe, out=out, **params)
+    compile_network(source_or_path, recipe=recipe, out=out, memory=memory, **params)
     folder = Path(out).resolve()
     train = _import(folder / "train.py", f"snnc_built_train_{next(_count)}")
     return _assemble(train.model.build_model, train.compute_loss, train.SPEC, folder, tmp, seed)

@@ -46,6 +46,13 @@ def kernel_files(compiled: Compiled) -> dict[str, str]:
     return files
 
 
+def memory_policy(graph) -> str:
+    """What the model keeps for backward (docs/memory.md): store, pack or recompute(max_macs=N)."""
+    from snnc.passes.plan_memory import policy_spelling
+
+    return policy_spelling(graph)
+
+
 def manifest(compiled: Compiled, source_text: str, overrides: dict, backend: str) -> dict:
     return {
         "kind": "build",
@@ -59,6 +66,7 @@ def manifest(compiled: Compiled, source_text: str, overrides: dict, backend: str
         "overrides": dict(overrides),
         "passes": [name for name, _ in compiled.stages],
         "backend": backend,
+        "memory": memory_policy(compiled.graph),
         "input": {"kind": compiled.graph.node("x").attrs["kind"], "dims": list(compiled.graph.node("x").attrs["dims"])},
         "classes": compiled.graph.node(compiled.graph.output).shape[-1],
     }
@@ -100,9 +108,9 @@ def write_compiled(compiled: Compiled, out: str | Path, overrides: dict | None =
 
 def compile_to(source: str | Path, recipe: str, out: str | Path, overrides: dict | None = None,
                backend: str = "auto", fuse: bool = True, file: str | None = None, force: bool = False,
-               loop: str = "trainer") -> Compiled:
-    """`snnc compile`: the pipeline, then the artifacts in `out`."""
+               loop: str = "trainer", memory: str | None = None) -> Compiled:
+    """`snnc compile`: the pipeline, then the artifacts in `out`; `memory` is the policy of plan-memory."""
     check_destination(out, "build", force=force)  # before the work, so a bad -o fails at once
-    compiled = compile_source(source, dict(overrides or {}), file=file, recipe=recipe, fuse=fuse)
+    compiled = compile_source(source, dict(overrides or {}), file=file, recipe=recipe, fuse=fuse, memory=memory)
     write_compiled(compiled, out, overrides, backend, force, loop)
     return compiled

@@ -11,6 +11,7 @@ import jinja2
 from snnc import __version__
 from snnc.ir.graph import Graph
 from snnc.backends.torch.lower import float_literal, lower_model
+from snnc.backends.torch.memory_lower import plan as memory_plan
 from snnc.diagnostics import SnncError
 from snnc.names import comment_text
 
@@ -29,6 +30,8 @@ def _names(items) -> str:
 
 def render_model(graph: Graph, source: str, recipe: str, backend: str = "auto") -> str:
     ctx = lower_model(graph, backend)
+    memory = memory_plan(ctx, graph)  # plan-memory's segments and spike packing (docs/memory.md)
+    every_line = [*memory.lines, *(ln for seg in memory.segments for ln in seg.lines)]
     recipe = comment_text(recipe)
     inp = graph.node("x")
     classes = graph.node(graph.output).shape[-1]
@@ -41,8 +44,9 @@ def render_model(graph: Graph, source: str, recipe: str, backend: str = "auto") 
         backend_repr=repr(backend), aux_count=len(ctx.aux),
         node_modules=[(repr(k), repr(v)) for k, v in ctx.node_modules.items()],
         lif_layers=_names(ctx.lif_layers), cpng_layers=_names(ctx.cpng_layers),
-        decode_repr=repr(ctx.decode), modules=ctx.modules, lines=ctx.lines,
-        output=ctx.output, aux=", ".join(ctx.aux), uses_functional=any("F." in ln.expr for ln in ctx.lines),
+        decode_repr=repr(ctx.decode), modules=ctx.modules, lines=memory.lines,
+        output=ctx.output, aux=", ".join(ctx.aux), uses_functional=any("F." in ln.expr for ln in every_line),
+        uses_torch=any("torch." in ln.expr for ln in every_line), memory=memory.policy, segments=memory.segments,
     )
     compile(text, "model.py", "exec")  # generated code must always be valid Python
     return text

@@ -42,7 +42,7 @@ def cmd_compile(args) -> int:
     from snnc.compiler import compile_to
 
     compiled = compile_to(args.file, args.recipe, args.out, overrides(args), args.backend, fuse=not args.no_fuse,
-                          force=args.force, loop=args.loop)
+                          force=args.force, loop=args.loop, memory=args.memory)
     print(f"compiled {compiled.graph.network} with {compiled.recipe.slug()} into {args.out}/ "
           f"({len(compiled.stages)} IR dumps, model.py, train.py)")
     print(f"train it with: snnc train {args.out} --data {data_hint(compiled.graph)}   "
@@ -62,6 +62,9 @@ def _add_compile(sub, common):
     p.add_argument("--backend", choices=("auto", "triton", "torch"), default="auto",
                    help="LIF kernels: auto = Triton on CUDA, PyTorch on the CPU (default: auto)")
     p.add_argument("--no-fuse", action="store_true", help="keep BN and LIF as separate ops")
+    p.add_argument("--memory", metavar="POLICY",
+                   help="what the model keeps for backward (docs/memory.md): store (as without the option), pack "
+                        "(spikes as bits), recompute or recompute(max_macs=N) (also runs cheap layers again)")
     p.add_argument("--loop", choices=("trainer", "inline"), default="trainer",
                    help="train.py calls snnc's trainer (checkpoints, resume, torchrun), or 'inline': its training "
                         "loop spelled out in the file, to read and edit (docs/loop.md) (default: trainer)")

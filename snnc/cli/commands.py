@@ -9,10 +9,11 @@ from snnc.cli.main import add_set_option, overrides
 from snnc.diagnostics import SnncError, did_you_mean, render
 
 
-def _compile(args, path):
+def _compile(args, path, recipe: str | None = None, memory: str | None = None):
     from snnc.pipeline import compile_source
 
-    return compile_source(path, overrides(args), recipe=getattr(args, "recipe", None))
+    return compile_source(path, overrides(args), recipe=recipe or getattr(args, "recipe", None),
+                          memory=memory or getattr(args, "memory_policy", None))
 
 
 # ---------------------------------------------------------------- check
@@ -84,6 +85,8 @@ def _add_ir(sub, common):
     g.add_argument("--after", metavar="PASS", help="show the IR after this step ('build' is the frontend)")
     g.add_argument("--all", action="store_true", help="show the IR after every step")
     p.add_argument("--format", choices=("text", "json", "dot"), default="text", help="output format (default: text)")
+    p.add_argument("--memory", dest="memory_policy", metavar="POLICY",
+                   help="end with plan-memory: store, pack, recompute or recompute(max_macs=N) (docs/memory.md)")
     add_set_option(p)
     p.set_defaults(func=cmd_ir)
 
@@ -100,6 +103,8 @@ def cmd_info(args) -> int:
     from snnc.budget import human_bytes, warnings
     from snnc.ir.analysis import costs, footprint
 
+    if args.memory:
+        return _info_memory(args)
     rows = []
     for path in args.files:
         compiled = _compile(args, path)
@@ -144,12 +149,92 @@ def cmd_info(args) -> int:
 def _add_info(sub, common):
     p = sub.add_parser("info", parents=[common], help="parameters, MACs, LIF layers, neurons",
                        description="Static figures of each network: parameters, MACs per time step, LIF layers, "
-                                   "LIF neurons per time step (per sample).")
+                                   "LIF neurons per time step (per sample). With --memory: the bytes training "
+                                   "keeps for the backward pass per sample, for a recipe and memory policy, and the "
+                                   "largest batch that fits a budget (docs/memory.md).")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--layers", action="store_true", help="also list every layer")
+    m = p.add_argument_group("saved activations (--memory)")
+    m.add_argument("--memory", action="store_true",
+                   help="predict the saved activation bytes from the IR, for --recipe and --policy")
+    m.add_argument("--recipe", default=None, help="training recipe for --memory (default: sdt)")
+    m.add_argument("--policy", default="store", metavar="POLICY",
+                   help="store, pack, recompute or recompute(max_macs=N) (default: store)")
+    m.add_argument("--budget", type=parse_bytes, metavar="SIZE",
+                   help="device memory, e.g. 80GiB or 141GB: report the largest batch that fits")
+    m.add_argument("--batch", type=int, metavar="B", help="also report the memory at this batch size")
     add_set_option(p)
     p.set_defaults(func=cmd_info)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """`80GiB`, `141GB`, `512MiB`, `1e9` -> bytes."""
+    import argparse
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"expected a size like 80GiB, 141GB or 512MiB, got '{text}'")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.2f} MiB"
+
+
+def memory_row(path, args) -> dict:
+    """The saved-activation prediction of one network for `snnc info --memory` (also its JSON)."""
+    from snnc.ir.analysis import footprint
+    from snnc.ir.memory import largest_batch, predict
+    from snnc.passes.plan_memory import policy_spelling
+
+    recipe = args.recipe or "sdt"
+    planned = _compile(args, path, recipe=recipe, memory=args.policy).graph
+    store = predict(_compile(args, path, recipe=recipe, memory="store").graph)
+    pred = predict(planned)
+    params = footprint(planned).param_bytes
+    row = {"file": str(path), "network": planned.network, "params": dict(planned.params), "recipe": recipe,
+           "policy": policy_spelling(planned), "steps": pred.steps,
+           "saved_bytes_per_sample": pred.per_sample, "saved_bytes_per_batch": pred.fixed,
+           "store_bytes_per_sample": store.per_sample, "param_bytes": params,
+           "per_node": pred.per_node}
+    if args.budget is not None:
+        row["budget_bytes"] = args.budget
+        row["largest_batch"] = largest_batch(pred, args.budget, params)
+    if args.batch is not None:
+        row["batch"] = args.batch
+        row["saved_bytes_at_batch"] = pred.total(args.batch)
+    return row
+
+
+def _info_memory(args) -> int:
+    rows = [memory_row(path, args) for path in args.files]
+    if args.json:
+        print(json.dumps(rows if len(rows) > 1 else rows[0], indent=1))
+        return 0
+    for row in rows:
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        per, store = row["saved_bytes_per_sample"], row["store_bytes_per_sample"]
+        print(f"{row['network']}({params})  [{row['file']}]  recipe {row['recipe']}, memory {row['policy']}")
+        print(f"  saved for backward   {_mib(per)} per sample over T = {row['steps']}"
+              + (f" ({per / store:.2f}x of store's {_mib(store)})" if store and row["policy"] != "store" else "")
+              + (f", + {row['saved_bytes_per_batch'] / 2**10:,.1f} KiB per batch" if row["saved_bytes_per_batch"] else ""))
+        if "batch" in row:
+            print(f"  at batch {row['batch']:<11} {_mib(row['saved_bytes_at_batch'])} saved, beside "
+                  f"{_mib(4 * row['param_bytes'])} of weights, gradients and AdamW state")
+        if "largest_batch" in row:
+            print(f"  largest batch        {row['largest_batch']:,} in {row['budget_bytes'] / 2**30:,.2f} GiB "
+                  f"(after {_mib(4 * row['param_bytes'])} of weights, gradients and AdamW state)")
+        if args.layers:
+            for name, size in row["per_node"].items():
+                print(f"    {name:<40} {_mib(size)}")
+    return 0
 
 
 # --------------------------------------------------------------- passes

@@ -28,7 +28,7 @@ from snnc.ir.schema import SCHEMAS, extend
 from snnc.params import OPTIONAL, Param
 from snnc.passes.registry import prop, register
 
-DEFAULT_MAX_MACS = 1152  # 128 input channels x 3 x 3: ResNet-18's first two stages, every 1x1 conv, any stem
+DEFAULT_MAX_MACS = 576  # 64 input channels x 3 x 3: ResNet-18's first stage, 1x1 convs up to 576 channels, stems
 NODE_ATTRS = ("saves", "saved_as", "recompute_in", "recompute_macs")
 GRAPH_ATTRS = ("memory", "memory_max_macs")
 # Ops a segment may recompute: elementwise (pack) and, with recompute, the layers feeding BNs.
@@ -62,6 +62,14 @@ def parse_policy(text: str) -> tuple[str, dict]:
             raise SnncError(f"memory policy '{text}': recompute takes max_macs=N (a whole number)")
         options["max_macs"] = int(value)
     return name, options
+
+
+def policy_spelling(graph: Graph) -> str:
+    """The memory policy a training graph was planned with, as `--memory` spells it (`store` without a plan)."""
+    policy = graph.attrs.get("memory", "store")
+    if policy == "recompute":
+        return f"recompute(max_macs={graph.attrs['memory_max_macs']})"
+    return policy
 
 
 @register("plan-memory", requires=("expanded",), ensures=("memory-planned",))
