@@ -67,6 +67,12 @@ def _active() -> _Packing | None:
     return getattr(_LOCAL, "packing", None)
 
 
+def replaying() -> bool:
+    """Whether a recomputed segment is running again in backward: layers then leave what they
+    record (LIF statistics, which CPNG reads) as the forward left it."""
+    return getattr(_LOCAL, "replaying", False)
+
+
 def note_spikes(spikes: torch.Tensor) -> None:
     """Marks `spikes` (a LIF layer's output) for packing wherever autograd saves it in this forward."""
     packing = _active()
@@ -163,13 +169,18 @@ class _Replay:
         self.buffers = _buffers(modules)
         self.before = [b.clone() for b in self.buffers]
 
-    def run_again(self, inputs):
+    @contextmanager
+    def rewound(self):
+        """The modules' buffers as the forward found them, and afterwards as they were before: the
+        replay and its backward (which may read saved buffers, as BN's running statistics) run inside."""
         now = [b.clone() for b in self.buffers]
+        outer = replaying()
         try:
             _assign(self.buffers, self.before)
-            with torch.enable_grad():
-                return self.fn(self.T, *inputs)
+            _LOCAL.replaying = True
+            yield
         finally:
+            _LOCAL.replaying = outer
             _assign(self.buffers, now)
 
 
@@ -200,9 +211,12 @@ class RecomputeFunction(torch.autograd.Function):
         saved = ctx.saved_tensors
         inputs = [x.detach().requires_grad_(need) for x, need in zip(saved, needs[:n])]
         params = [p for p, need in zip(_parameters(ctx.replay.modules), needs[n:]) if need]
-        out = ctx.replay.run_again(inputs)
         wanted = [x for x in inputs if x.requires_grad] + params
-        grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True) if wanted else ())
+        replay = ctx.replay
+        with replay.rewound():
+            with torch.enable_grad():
+                out = replay.fn(replay.T, *inputs)
+            grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True) if wanted else ())
         result = [next(grads) if x.requires_grad else None for x in inputs]
         result += [next(grads) if need else None for need in needs[n:]]
         del ctx.replay

@@ -7,7 +7,7 @@ from torch import nn
 
 from snnc.ops.config import DEFAULT_DECAY, PARAM_DTYPE, check_backend, check_input, make_config
 from snnc.ops.lif import run_bn_lif, run_lif
-from snnc.ops.memory import note_spikes
+from snnc.ops.memory import note_spikes, replaying
 
 
 class LIF(nn.Module):
@@ -53,9 +53,10 @@ class LIF(nn.Module):
         # run_lif/run_bn_lif, which torch.compile traces without a graph break.
         if self.training and self.config.masked:
             self.iteration.add_(1)
+        # A segment recomputed in backward (snnc.ops.memory) leaves the forward's statistics in place.
         return dict(cfg=self.config, sg_params=self.sg_params, seed=self.seed,
                     mask_key=(self.rank, self.layer, self.iteration), backend=self.backend,
-                    stats={} if self.record_stats else None)
+                    stats={} if self.record_stats and not replaying() else None)
 
     def _keep_stats(self, kwargs: dict) -> None:
         stats = kwargs["stats"]
