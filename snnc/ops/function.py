@@ -151,13 +151,15 @@ class BnLifFunction(torch.autograd.Function):
     """spikes = lif(BN(x)) with BN folded into the LIF loops; saves x [T, N] only."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, sg_params, cfg, engine, mask, stats_bn: BnStats, stats):
+    def forward(ctx, x, weight, bias, sg_params, cfg, engine, mask, stats_bn: BnStats, stats, replay=False):
         x2d = time_major(x)  # rows in [B, C, *spatial] order, as BnAffine's channel map assumes
-        spikes, h = engine.forward(x2d, cfg, stats_bn.bn, stats is not None)
-        record_stats(stats, h, spikes)
         ctx.save_for_backward(x2d, sg_params)
         ctx.cfg, ctx.engine, ctx.mask, ctx.stats_bn, ctx.shape = cfg, engine, mask, stats_bn, x.shape
         ctx.dtypes = (weight.dtype if weight is not None else None, bias.dtype if bias is not None else None)
+        if replay:  # run again in backward for its gradients only (snnc.ops.memory): no spikes needed
+            return torch.empty_like(x)
+        spikes, h = engine.forward(x2d, cfg, stats_bn.bn, stats is not None)
+        record_stats(stats, h, spikes)
         return spikes.view(x.shape)
 
     @staticmethod
@@ -170,7 +172,7 @@ class BnLifFunction(torch.autograd.Function):
         grad_x = grad_x.view(ctx.shape)
         grad_w = grad_w.to(ctx.dtypes[0]) if need_w else None
         grad_b = grad_b.to(ctx.dtypes[1]) if need_b else None
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
 
 
 def bn_lif_backward(engine, grad, x2d, cfg: LifConfig, sg_params, mask, st: BnStats, need_w: bool, need_b: bool):

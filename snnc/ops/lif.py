@@ -72,11 +72,14 @@ def lif(x: torch.Tensor, *, decay=DEFAULT_DECAY, tau=None, vth=1.0, reset="hard"
     return run_lif(x, cfg, sg_params, seed, mask_key, backend, stats)
 
 
-def run_lif(x: torch.Tensor, cfg: LifConfig, sg_params, seed, mask_key, backend: str, stats) -> torch.Tensor:
+def run_lif(x: torch.Tensor, cfg: LifConfig, sg_params, seed, mask_key, backend: str, stats,
+            replay: bool = False) -> torch.Tensor:
     """`lif` for an already validated x, backend and `LifConfig` (the `LIF` module's per-call path).
 
     Eager calls run the autograd Function; under torch.compile the `snnc::lif` custom op
-    (snnc.ops.library), which Dynamo records as one op.
+    (snnc.ops.library), which Dynamo records as one op. `replay` (a segment run again in
+    backward, snnc.ops.memory) changes nothing here: LifFunction's forward writes the h its
+    backward reads, which costs less than recomputing h inside the backward kernels.
     """
     mask = _mask(seed, mask_key, cfg.masked)
     if backend == "reference":
@@ -125,8 +128,11 @@ def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training
 
 
 def run_bn_lif(x, weight, bias, running_mean, running_var, training: bool, momentum: float, eps: float,
-               scale: float, cfg: LifConfig, sg_params, seed, mask_key, backend: str, stats) -> torch.Tensor:
-    """`bn_lif` for an already validated backend and `LifConfig` (see `run_lif`)."""
+               scale: float, cfg: LifConfig, sg_params, seed, mask_key, backend: str, stats,
+               replay: bool = False) -> torch.Tensor:
+    """`bn_lif` for an already validated backend and `LifConfig` (see `run_lif`). With `replay` (a
+    segment run again in backward for its gradients, snnc.ops.memory) the forward computes no
+    spikes: its backward recomputes h from x anyway, and the output is never read."""
     _check_bn_args(x, weight, bias, running_mean, running_var)
     if backend == "reference":
         y = _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
@@ -141,7 +147,7 @@ def run_bn_lif(x, weight, bias, running_mean, running_var, training: bool, momen
     wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if not wants_grad:
         return run_no_grad(x, cfg, engine, st.bn, stats)
-    return BnLifFunction.apply(x, weight, bias, sg, cfg, engine, mask, st, stats)
+    return BnLifFunction.apply(x, weight, bias, sg, cfg, engine, mask, st, stats, replay)
 
 
 def _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale):

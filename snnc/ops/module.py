@@ -54,9 +54,10 @@ class LIF(nn.Module):
         if self.training and self.config.masked:
             self.iteration.add_(1)
         # A segment recomputed in backward (snnc.ops.memory) leaves the forward's statistics in place.
+        again = replaying()
         return dict(cfg=self.config, sg_params=self.sg_params, seed=self.seed,
                     mask_key=(self.rank, self.layer, self.iteration), backend=self.backend,
-                    stats={} if self.record_stats and not replaying() else None)
+                    stats={} if self.record_stats and not again else None, replay=again)
 
     def _keep_stats(self, kwargs: dict) -> None:
         stats = kwargs["stats"]
