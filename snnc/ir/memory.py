@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from math import prod
 
 from snnc.ir.graph import Graph, Node
+from snnc.params import OPTIONAL, Param
 
 BYTES = 4                   # float32 activations
 INDEX_BYTES = 8             # int64 indices (MaxPool's argmax)
@@ -29,6 +30,13 @@ POLICIES = ("store", "pack", "recompute")
 # `saves`: what a node keeps for its backward pass
 SAVES = ("nothing", "input", "inputs", "output", "h", "bn_input", "input_h", "mask", "segment", "recomputed")
 FORMS = ("full", "bits", "mixed")
+# plan-memory's annotations, allowed on every node by verify() (they are not arguments of the language)
+NODE_ANNOTATIONS = {p.name: p for p in (
+    Param("saves", "enum", OPTIONAL, choices=SAVES, doc="what the node keeps for backward (plan-memory)"),
+    Param("saved_as", "enum", OPTIONAL, choices=FORMS, doc="full precision, bits, or both"),
+    Param("recompute_in", "name", OPTIONAL, doc="recomputed in backward by the segment ending at this LIF"),
+    Param("recompute_macs", "int", OPTIONAL, lo=0, doc="MACs per sample and step a segment recomputes"),
+)}
 
 
 def is_spiking_lif(node: Node) -> bool:

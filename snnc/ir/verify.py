@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from snnc.diagnostics import SnncError
 from snnc.ir.graph import ROLES, Block, Graph, Node
+from snnc.ir.memory import NODE_ANNOTATIONS
 from snnc.ir.schema import SCHEMAS, TRAINING_ONLY_LIF_ATTRS, TRAINING_ONLY_OPS
 from snnc.ir.shapes import ShapeError, fmt
 from snnc.names import NODE_NAME_RE
@@ -24,9 +25,11 @@ def _check_attrs(node: Node) -> None:
     sch = SCHEMAS[node.op]
     known = set(sch.attr_names)
     for key in node.attrs:
-        if key not in known:
+        if key not in known and key not in NODE_ANNOTATIONS:
             _fail(node, f"{node.op} has no attribute '{key}' (known: {', '.join(sorted(known)) or 'none'})")
-    for param in sch.attrs:
+    # plan-memory's annotations may sit on any node (snnc/ir/memory.py); checked like attributes
+    annotations = [NODE_ANNOTATIONS[k] for k in node.attrs if k in NODE_ANNOTATIONS and k not in known]
+    for param in (*sch.attrs, *annotations):
         if param.name not in node.attrs:
             if not param.optional or param.name in sch.completed:
                 _fail(node, f"{node.op} is missing attribute '{param.name}'")

@@ -131,13 +131,20 @@ def _unpack_hook(packing: _Packing):
     return unpack
 
 
+def _outer_hooks():
+    """The saved-tensor hooks active now, which ours pass their results to (None if none, or if this
+    torch has no way to ask: then an outer hook sees nothing saved inside the model's forward)."""
+    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    return top(False) if top is not None else None
+
+
 @contextmanager
 def packed_spikes():
     """Spikes saved for backward inside this block are kept as bits (see the module docstring)."""
     if torch.compiler.is_compiling() or _active() is not None:
         yield
         return
-    packing = _Packing(torch._C._autograd._top_saved_tensors_default_hooks(False))
+    packing = _Packing(_outer_hooks())
     _LOCAL.packing = packing
     try:
         with torch.autograd.graph.saved_tensors_hooks(_pack_hook(packing), _unpack_hook(packing)):

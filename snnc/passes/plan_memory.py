@@ -24,24 +24,14 @@ from snnc.diagnostics import SnncError
 from snnc.ir import memory as mem
 from snnc.ir.analysis import node_macs
 from snnc.ir.graph import Graph, Node
-from snnc.ir.schema import SCHEMAS, extend
-from snnc.params import OPTIONAL, Param
 from snnc.passes.registry import prop, register
 
 DEFAULT_MAX_MACS = 576  # 64 input channels x 3 x 3: ResNet-18's first stage, 1x1 convs up to 576 channels, stems
-NODE_ATTRS = ("saves", "saved_as", "recompute_in", "recompute_macs")
+NODE_ATTRS = tuple(mem.NODE_ANNOTATIONS)
 GRAPH_ATTRS = ("memory", "memory_max_macs")
 # Ops a segment may recompute: elementwise (pack) and, with recompute, the layers feeding BNs.
 PACK_OPS = ("bn", "add")
 RECOMPUTE_OPS = PACK_OPS + ("conv", "fc", "avgpool", "maxpool", "adaptive_avgpool", "flatten", "identity")
-
-for _op in list(SCHEMAS):
-    extend(_op,
-           Param("saves", "enum", OPTIONAL, choices=mem.SAVES, doc="what the node keeps for backward (plan-memory)"),
-           Param("saved_as", "enum", OPTIONAL, choices=mem.FORMS, doc="full precision, bits, or both"),
-           Param("recompute_in", "name", OPTIONAL, doc="recomputed in backward by the segment ending at this LIF"))
-extend("lif", Param("recompute_macs", "int", OPTIONAL, lo=0, doc="MACs per sample and step its segment recomputes"))
-
 
 @prop("memory-planned", "every node of the model says what it keeps for backward (plan-memory)")
 def is_planned(graph: Graph) -> bool:
