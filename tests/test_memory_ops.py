@@ -128,6 +128,22 @@ def test_packing_keeps_each_spike_storage_once_as_bits_and_changes_no_gradient()
         assert sum(full) < sum(before) - 4 * spikes + 1  # the float32 spikes are gone
 
 
+def test_the_pytorch_packing_path_changes_no_gradient_either(monkeypatch):
+    """Where the C kernel does not run (CUDA, no compiler) PyTorch ops pack and unpack."""
+    monkeypatch.setattr(bits, "_cpu_kernels", lambda x: None)
+    monkeypatch.setattr(cpu_bits, "library", lambda dtype: None)
+    torch.manual_seed(4)
+    x = torch.randn(6, 2, 6, 6)
+    ref, net = SpikeNet(), SpikeNet()
+    net.load_state_dict(ref.state_dict())
+    net.mode = "recompute"
+    ref(x).backward()
+    seen, loss = _counted(net, x, packing=True)
+    loss.backward()
+    assert any(v[0] == torch.uint8 for v in seen.values())
+    assert all(torch.equal(a, b) for a, b in zip(_grads(ref), _grads(net)))
+
+
 def test_outer_hooks_that_transform_saved_tensors_compose_with_packing():
     torch.manual_seed(3)
     x = torch.randn(6, 2, 6, 6)

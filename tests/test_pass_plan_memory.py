@@ -99,6 +99,18 @@ def test_pipeline_runs_it_last_and_only_when_asked():
     assert a.attrs["memory_max_macs"] == 9 and a == compile_source(path, recipe="tet", memory="recompute(max_macs=9)").graph
 
 
+def test_snnc_ir_shows_the_plan():
+    from clirun import snnc
+
+    r = snnc("ir", "models/digits.snn", "--recipe", "tet", "--memory", "recompute(max_macs=0)", "--after",
+             "plan-memory")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("# snnc-ir v1 after plan-memory") and "memory=recompute, memory_max_macs=0" in r.stdout
+    assert "saves=segment" in r.stdout and "saved_as=bits" in r.stdout
+    r = snnc("ir", "models/digits.snn", "--recipe", "tet", "--after", "plan-memory")
+    assert r.returncode == 1 and "no such step" in r.stderr
+
+
 def test_policy_spellings():
     assert parse_policy("pack") == ("pack", {"policy": "pack"})
     assert parse_policy("recompute( max_macs = 2304 )") == ("recompute", {"policy": "recompute", "max_macs": 2304})
