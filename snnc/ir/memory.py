@@ -183,8 +183,9 @@ class Rules:
         out = [self.value(ins[0])]
         if node.op == "maxpool":
             out.append(self.new(node, "indices", values(node, self.T), INDEX_BYTES))
-        if node.op == "bn":  # save_mean and save_invstd, [C] each
-            out.append(Item(("new", node.name, "stats"), 0.0, 2 * src.features[0] * BYTES))
+        if node.op == "bn":  # save_mean and save_invstd, [C] each, and tdBN's weight * a*vth
+            tdbn = node.attrs["mode"] == "tdbn" and node.attrs["a"] * node.attrs["vth"] != 1.0
+            out.append(Item(("new", node.name, "stats"), 0.0, (3 if tdbn else 2) * src.features[0] * BYTES))
         return out
 
 
