@@ -222,9 +222,10 @@ def _info_memory(args) -> int:
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
         per, store = row["saved_bytes_per_sample"], row["store_bytes_per_sample"]
         print(f"{row['network']}({params})  [{row['file']}]  recipe {row['recipe']}, memory {row['policy']}")
+        fixed = row["saved_bytes_per_batch"]
         print(f"  saved for backward   {_mib(per)} per sample over T = {row['steps']}"
               + (f" ({per / store:.2f}x of store's {_mib(store)})" if store and row["policy"] != "store" else "")
-              + (f", + {row['saved_bytes_per_batch'] / 2**10:,.1f} KiB per batch" if row["saved_bytes_per_batch"] else ""))
+              + (f", + {fixed / 2**10:,.1f} KiB per batch" if fixed else ""))
         if "batch" in row:
             print(f"  at batch {row['batch']:<11} {_mib(row['saved_bytes_at_batch'])} saved, beside "
                   f"{_mib(4 * row['param_bytes'])} of weights, gradients and AdamW state")

@@ -33,6 +33,7 @@ GRAPH_ATTRS = ("memory", "memory_max_macs")
 PACK_OPS = ("bn", "add")
 RECOMPUTE_OPS = PACK_OPS + ("conv", "fc", "avgpool", "maxpool", "adaptive_avgpool", "flatten", "identity")
 
+
 @prop("memory-planned", "every node of the model says what it keeps for backward (plan-memory)")
 def is_planned(graph: Graph) -> bool:
     return "memory" in graph.attrs and all("saves" in n.attrs for n in graph.nodes if n.op not in mem.LOSS_OPS)
