@@ -25,7 +25,7 @@ from snnc.ir.printer import print_graph
 from snnc.outputs import check_destination, staged_folder
 from snnc.pipeline import Compiled, compile_source
 
-BACKENDS = ("auto", "triton", "torch")
+BACKENDS = ("auto", "triton", "cpu", "torch")  # of generated model.py (snnc.ops.config.BACKENDS)
 
 
 def kernel_files(compiled: Compiled) -> dict[str, str]:

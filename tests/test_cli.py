@@ -159,3 +159,12 @@ def test_compile_reports_a_syntax_error_without_importing_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == ["1", "False"], r.stderr  # torch takes about a second to import
     assert "bad.snn:4:1: error" in r.stderr
+
+
+def test_run_takes_a_memory_policy_and_compile_the_cpu_backend(tmp_path):
+    r = snnc("run", str(ROOT / "models" / "digits.snn"), "--recipe", "tet", "--memory", "pack", "--epochs", "1",
+             "--data", "synthetic:64", "--out", "r", "--", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["memory"] == "pack"
+    r = snnc("compile", str(ROOT / "models" / "digits.snn"), "--backend", "cpu", "-o", "b", cwd=tmp_path)
+    assert r.returncode == 0 and "BACKEND = 'cpu'" in (tmp_path / "b" / "model.py").read_text(), r.stderr

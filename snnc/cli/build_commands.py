@@ -59,8 +59,9 @@ def _add_compile(sub, common):
     p.add_argument("-o", "--out", required=True, metavar="DIR",
                    help="output folder; an earlier build folder there is replaced, anything else is refused")
     p.add_argument("--force", action="store_true", help="also replace a run or deploy folder at DIR (deletes it)")
-    p.add_argument("--backend", choices=("auto", "triton", "torch"), default="auto",
-                   help="LIF kernels: auto = Triton on CUDA, PyTorch on the CPU (default: auto)")
+    p.add_argument("--backend", choices=("auto", "triton", "cpu", "torch"), default="auto",
+                   help="LIF kernels: auto = Triton on CUDA and the generated C kernel on the CPU (the PyTorch "
+                        "path where no C compiler exists); cpu, triton or torch force one (default: auto)")
     p.add_argument("--no-fuse", action="store_true", help="keep BN and LIF as separate ops")
     p.add_argument("--memory", metavar="POLICY",
                    help="what the model keeps for backward (docs/memory.md): store (as without the option), pack "
@@ -144,7 +145,7 @@ def cmd_run(args) -> int:
     from snnc.outputs import check_run_folder
     from snnc.pipeline import compile_source
 
-    compiled = compile_source(args.file, overrides(args), recipe=args.recipe)
+    compiled = compile_source(args.file, overrides(args), recipe=args.recipe, memory=args.memory)
     build = Path(args.build_dir or Path("build") / f"{compiled.graph.network}-{compiled.recipe.slug()}")
     run_dir = Path(args.out) if args.out else _free_folder(Path("runs") / f"{compiled.graph.network}-"
                                                                            f"{compiled.recipe.slug()}")
@@ -196,6 +197,7 @@ def _add_run(sub, common):
     p.add_argument("--seed", type=int, help=f"(default: train.py's, {DEFAULTS['seed']})")
     p.add_argument("--build-dir", metavar="DIR", help="where to compile (default: build/NETWORK-RECIPE)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/NETWORK-RECIPE[-N])")
+    p.add_argument("--memory", metavar="POLICY", help="store, pack or recompute, as for snnc compile (docs/memory.md)")
     add_set_option(p)
     p.set_defaults(func=cmd_run)
 
