@@ -189,7 +189,7 @@ class Builder:
     def _layer(self, call: ast.Call, scope: Scope, current: str) -> Node:
         sch = schema(call.name)
         pos, kw = evaluate_args(call, scope.env)
-        values = bind(sch.attrs, pos, kw, call, call.name, env=scope.env)
+        values = bind(sch.source_attrs, pos, kw, call, call.name, env=scope.env)
         if sch.complete:
             values = sch.complete(values)
         return Node("", call.name, (current,), Attrs(values), (), "main", call.loc)

@@ -30,10 +30,16 @@ class OpSchema:
     completed: tuple[str, ...] = ()  # the attributes `complete` always fills (so verify requires them)
     check: Callable[[dict], str | None] | None = None  # cross-attribute rule; returns a message
     aux_only: bool = False         # only valid on role=aux nodes
+    annotations: tuple[str, ...] = ()  # attributes only passes set (added by `extend`): never source arguments
 
     @property
     def attr_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.attrs)
+
+    @property
+    def source_attrs(self) -> tuple[Param, ...]:
+        """The attributes a .snn call may give."""
+        return tuple(p for p in self.attrs if p.name not in self.annotations)
 
     def param(self, name: str) -> Param:
         for p in self.attrs:
@@ -75,7 +81,8 @@ def extend(name: str, *params: Param) -> None:
     old = SCHEMAS[name]
     known = set(old.attr_names)
     new = tuple(p for p in params if p.name not in known)
-    SCHEMAS[name] = OpSchema(**{**old.__dict__, "attrs": old.attrs + new})
+    SCHEMAS[name] = OpSchema(**{**old.__dict__, "attrs": old.attrs + new,
+                                "annotations": old.annotations + tuple(p.name for p in new)})
 
 
 register(OpSchema("input", "network input: an image repeated over T, or event frames [T,B,...]",
