@@ -88,6 +88,42 @@ def gradient(kind: str, detach_reset: bool, decay_input: bool) -> tuple[str, ...
     return tuple(lines)
 
 
+# --- PLIF: a learned decay (snnc/runtime/plif.py; Fang et al., ICCV 2021) ---------------------------
+# k = sigmoid(w) per element (its layer's or its channel's) and decay = 1 - k. The lines follow the
+# PyTorch path's order of operations, with no fma (its torch ops round every step), so the C kernel's
+# float32 spikes equal that path's. The decay gradient needs v[t-1] = v_prev, from the saved
+# h[t-1] = h_prev, and with decay_input the input x[t]; gk accumulates dL/dk over the steps.
+
+
+def plif_charge(decay_input: bool) -> tuple[str, ...]:
+    """x, v and k -> h."""
+    if decay_input:
+        return ("h = v + (x - v) * k  # h = v + (x - v) k: the paper's eq. 3 with 1/tau = k",)
+    return ("h = v - v * k + x  # h = (1 - k) v + x",)
+
+
+def plif_previous(kind: str) -> tuple[str, ...]:
+    """h_prev = h[t-1] -> v_prev = v[t-1]; h_prev = 0 before the first step gives v_prev = 0 (vth > 0)."""
+    if kind == "hard":
+        return ("v_prev = where(h_prev >= vth, 0.0, h_prev)  # v[t-1] = h[t-1] * (1 - s[t-1])",)
+    return ("v_prev = where(h_prev >= vth, h_prev - vth, h_prev)  # v[t-1] = h[t-1] - vth * s[t-1]",)
+
+
+def plif_gradient(kind: str, detach_reset: bool, decay_input: bool) -> tuple[str, ...]:
+    """h, gs, sg (masked), gv, k, v_prev (and x) -> gx, the new gv, and gk += dL/dk of this step."""
+    # spike and gh are LIF's (dh/dk does not enter them): every line of `gradient` but its gx and gv.
+    lines = [line for line in gradient(kind, detach_reset, decay_input)
+             if _split(line)[0].targets[0].id not in ("gx", "gv")]
+    if decay_input:
+        lines += ["gx = gh * k  # dh/dx = k",
+                  "gk = gk + gh * (x - v_prev)  # dh/dk = x - v[t-1]"]
+    else:
+        lines += ["gx = gh",
+                  "gk = gk - gh * v_prev  # dh/dk = -v[t-1]"]
+    lines.append("gv = gh * (1.0 - k)  # dh[t]/dv[t-1] = 1 - k")
+    return tuple(lines)
+
+
 # --- rendering ---------------------------------------------------------------------------------
 
 _FUNCTIONS = {"abs": 1, "exp": 1, "maximum": 2, "where": 3, "fma": 3}

@@ -83,6 +83,10 @@ def render(spec: LifSpec, kind: str) -> str:
     """The Python/Triton source of kernel `kind` ("fwd", "bwd" or "mask") for `spec`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if spec.learn_decay and kind != "mask":  # PLIF: its own templates (plif_codegen)
+        from snnc.backends.triton import plif_codegen
+
+        return plif_codegen.render(spec, kind)
     return _ENV.get_template(f"lif_{kind}.py.jinja").render(context(spec, kind))
 
 

@@ -1,5 +1,5 @@
 """PLIF: a LIF layer whose decay is learned (Fang et al., "Incorporating Learnable Membrane Time
-Constant to Enhance Learning of Spiking Neural Networks", ICCV 2021), on the plain PyTorch path.
+Constant to Enhance Learning of Spiking Neural Networks", ICCV 2021).
 
 A trained w (one per layer, or one per channel) gives k = sigmoid(w), the share of the input
 taken in each step, and decay = 1 - k. Per step, with v[-1] = 0 (the paper's eq. 3 with
@@ -10,8 +10,8 @@ taken in each step, and decay = 1 - k. Per step, with v[-1] = 0 (the paper's eq.
     s[t] = (h[t] >= vth)
     v[t] = h[t] * (1 - s[t])   (hard)   or   h[t] - vth * s[t]   (soft)
 
-The backward pass runs the same recurrence in reverse (`PLIFFunction.backward`) with the
-surrogate g of docs/methods.md §2 and the MSG mask of §3:
+The backward pass runs the same recurrence in reverse with the surrogate g of docs/methods.md §2
+and the MSG mask of §3:
 
     gs[t] = dL/ds[t] + gv[t] * dv[t]/ds[t]         (dv/ds = -h[t] or -vth; 0 with detach_reset)
     gh[t] = gs[t] * g(h[t] - vth) * keep[t] + gv[t] * dv[t]/dh[t]   (dv/dh = 1 - s[t] or 1)
@@ -19,12 +19,15 @@ surrogate g of docs/methods.md §2 and the MSG mask of §3:
     gk    = sum over t of gh[t] * (x[t] - v[t-1])  (decay_input)  or  -gh[t] * v[t-1]
     gw    = k (1 - k) * gk, summed over every element (per layer) or all but the channel
 
-Kernel seam: `run_plif` is the one place that picks an implementation. A fused kernel takes
-(x [T, N], k per element or channel, vth, reset, decay_input, detach_reset, surrogate
-parameters, keep mask) forward, saves h, and returns gx and the per-channel reduction gk in
-backward; `run_plif` then calls it for backend "auto"/"triton"/"cpu" and keeps PLIFFunction
-for "torch". Until then every backend runs PLIFFunction (tests/test_plif.py checks it against
-`plif_reference`, plain autograd, in float64).
+`run_plif` is the one place that picks an implementation (snnc/runtime/plif_engine.py): the fused
+kernels, rendered from the per-element lines of snnc/backends/lif_math.py, run the whole time
+loop forward and the reverse loop backward: the generated C kernel on the CPU (backend "auto" or
+"cpu"), Triton on CUDA ("auto" or "triton"), and the same loops in torch ops ("torch", and
+float16/bfloat16 on the CPU). Forward saves h (and x with decay_input, for dh/dk); backward
+writes dL/dx into h's storage and returns dL/dk per neuron, reduced per channel (or in total) in a
+fixed order. backend "reference" is `plif_reference`, plain autograd through an eager loop, which
+tests/test_plif*.py compare every engine with in float64. Under torch.compile the layer is the
+custom op `snnc::plif` (snnc/runtime/plif_op.py).
 """
 
 from __future__ import annotations
@@ -33,82 +36,53 @@ import math
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from snnc.diagnostics import SnncError
-from snnc.ops.config import PARAM_DTYPE, check_input, make_config
-from snnc.ops.function import record_stats
+from snnc.ops.config import PARAM_DTYPE, check_backend, check_input, make_config, surrogate_params
+from snnc.ops.function import record_stats, time_major
 from snnc.ops.mask import keep_mask_torch, mask_key_seed
-from snnc.ops.surrogate import surrogate_grad
-
-
-def _channel_view(k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """k (a scalar or [C]) shaped to broadcast against one step x[t] = [B, C, ...]."""
-    return k if k.dim() == 0 else k.view(1, -1, *([1] * (x.dim() - 3)))
-
-
-def _charge(v, xt, k, decay_input: bool):
-    return v + (xt - v) * k if decay_input else v - v * k + xt
-
-
-def _reset(h, s, vth: float, reset: str):
-    return h * (1.0 - s) if reset == "hard" else h - vth * s
+from snnc.runtime import plif_op
+from snnc.runtime.plif_engine import layout, reduce_gk, select_engine
 
 
 class PLIFFunction(torch.autograd.Function):
-    """Spikes of x [T, B, C, ...] for the trained w; saves x and h, and reverses the loop in backward."""
+    """Spikes of x [T, B, C, ...] for the trained w with one PLIF engine; saves h (and x with
+    decay_input) and returns (dL/dx, dL/dw) from the engine's reverse loop."""
 
     @staticmethod
-    def forward(ctx, x, w, cfg, sg_params, keep, stats):
-        k = _channel_view(torch.sigmoid(w), x)
-        v = torch.zeros_like(x[0])
-        hs, spikes = torch.empty_like(x), torch.empty_like(x)
-        for t in range(x.shape[0]):
-            h = _charge(v, x[t], k, cfg.decay_input)
-            s = (h >= cfg.vth).to(x.dtype)
-            hs[t], spikes[t] = h, s
-            v = _reset(h, s, cfg.vth, cfg.reset)
-        record_stats(stats, hs, spikes)
-        ctx.save_for_backward(x, w, hs)
-        ctx.cfg, ctx.sg_params, ctx.keep = cfg, sg_params, keep
-        return spikes
+    def forward(ctx, x, w, sg_params, cfg, engine, mask, stats):
+        x2d = time_major(x)
+        k, channels, inner = layout(x, w)
+        spikes, h = engine.forward(x2d, k, channels, inner, cfg, True)
+        record_stats(stats, h, spikes)
+        ctx.save_for_backward(h, x2d if cfg.decay_input else None, w, sg_params)
+        ctx.cfg, ctx.engine, ctx.mask, ctx.shape, ctx.layout = cfg, engine, mask, x.shape, (channels, inner)
+        return spikes.view(x.shape)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
-        x, w, hs = ctx.saved_tensors
-        cfg, keep = ctx.cfg, ctx.keep
-        kw = torch.sigmoid(w)
-        k = _channel_view(kw, x)
-        gx = torch.empty_like(x)
-        gk = torch.zeros_like(x[0])
-        gv = torch.zeros_like(x[0])
-        for t in reversed(range(x.shape[0])):
-            h = hs[t]
-            s = (h >= cfg.vth).to(x.dtype)
-            sg = surrogate_grad(cfg.surrogate.name, h - cfg.vth, ctx.sg_params)
-            if keep is not None:
-                sg = sg * keep[t]
-            gs = grad[t]
-            if not cfg.detach_reset:
-                gs = gs + gv * (-h if cfg.reset == "hard" else -cfg.vth)
-            gh = gs * sg + (gv * (1.0 - s) if cfg.reset == "hard" else gv)
-            if t > 0:
-                prev = hs[t - 1]
-                v_prev = _reset(prev, (prev >= cfg.vth).to(x.dtype), cfg.vth, cfg.reset)
-            else:
-                v_prev = torch.zeros_like(h)
-            if cfg.decay_input:
-                gx[t] = gh * k
-                gk = gk + gh * (x[t] - v_prev)
-            else:
-                gx[t] = gh
-                gk = gk - gh * v_prev
-            gv = gh * (1.0 - k)
-        gk = gk.sum() if w.dim() == 0 else gk.transpose(0, 1).reshape(w.shape[0], -1).sum(1)
-        return gx, gk * kw * (1.0 - kw), None, None, None, None
+        if getattr(ctx, "consumed", False):
+            raise SnncError("a PLIF layer cannot backpropagate through the same forward twice: its saved "
+                            "membrane was overwritten by the first gradient",
+                            hint="run the forward again instead of backward(retain_graph=True)")
+        ctx.consumed = True
+        h, x2d, w, sg_params = ctx.saved_tensors
+        channels, inner = ctx.layout
+        k_w = torch.sigmoid(w.detach())
+        k = k_w.to(device=h.device, dtype=torch.float64 if h.dtype == torch.float64 else torch.float32)
+        gx, gk = ctx.engine.backward(grad.reshape(h.shape), h, x2d, k, channels, inner, ctx.cfg, sg_params,
+                                     ctx.mask, out=h)
+        gw = reduce_gk(gk, w, channels, inner).to(w.dtype) * k_w * (1.0 - k_w)
+        return gx.view(ctx.shape), gw.reshape(w.shape), None, None, None, None, None
 
 
 def plif_reference(x, w, *, vth, reset, decay_input, detach_reset, surrogate, sg_params, keep=None):
-    """The same spikes with gradients from plain autograd through an eager loop (the tests' reference)."""
+    """The same spikes with gradients from plain autograd through an eager loop (the tests' reference).
+
+    Written from the module docstring alone, sharing no code with the engines. `keep` (x's shape)
+    multiplies the surrogate gradient: the MSG mask, times 1/(1 - mask_p) under rescale."""
     from snnc.ops.reference import surrogate_reference
 
     class Spike(torch.autograd.Function):
@@ -124,21 +98,49 @@ def plif_reference(x, w, *, vth, reset, decay_input, detach_reset, surrogate, sg
             g = g * surrogate_reference(surrogate, z, list(sg_params))
             return (g if ctx.factor is None else g * ctx.factor), None
 
-    k = _channel_view(torch.sigmoid(w), x)
+    k = torch.sigmoid(w)
+    if k.dim():
+        k = k.view(1, -1, *([1] * (x.dim() - 3)))
     v = torch.zeros_like(x[0])
     out = []
     for t in range(x.shape[0]):
-        h = _charge(v, x[t], k, decay_input)
+        h = v + (x[t] - v) * k if decay_input else v - v * k + x[t]
         s = Spike.apply(h - vth, None if keep is None else keep[t])
-        v = _reset(h, s.detach() if detach_reset else s, vth, reset)
+        r = s.detach() if detach_reset else s
+        v = h * (1.0 - r) if reset == "hard" else h - vth * r
         out.append(s)
     return torch.stack(out)
 
 
-def run_plif(x, w, cfg, sg_params, keep, backend: str, stats) -> torch.Tensor:
-    """The kernel seam (see the module docstring): every backend runs PLIFFunction for now."""
-    params = [float(p) for p in sg_params.tolist()]
-    return PLIFFunction.apply(x, w, cfg, params, keep, stats)
+def _reference(x, w, cfg, sg_params, mask, stats):
+    """backend "reference": plif_reference with the PyTorch path's MSG mask."""
+    keep = None
+    if cfg.masked:
+        keep = keep_mask_torch(mask[0], int(mask[1]), x.shape[0], x[0].numel(), cfg.mask_p, x.device)
+        keep = keep.view(x.shape).to(x.dtype) * cfg.keep_scale
+    if stats is not None:
+        raise SnncError("backend 'reference' records no statistics")
+    return plif_reference(x, w, vth=cfg.vth, reset=cfg.reset, decay_input=cfg.decay_input,
+                          detach_reset=cfg.detach_reset, surrogate=cfg.surrogate.name,
+                          sg_params=sg_params.tolist(), keep=keep)
+
+
+def run_plif(x, w, cfg, sg_params, mask, backend: str, stats) -> torch.Tensor:
+    """Spikes of one PLIF layer: x [T, B, ...] (or [T, B, C, ...] for a per-channel w), w a scalar or [C],
+    `mask` the MSG key (key, iteration), `stats` a dict for h_mean, h_std and spike_rate, or None."""
+    sg = surrogate_params(cfg, sg_params, x.device)
+    if backend == "reference":
+        return _reference(x, w, cfg, sg.cpu(), mask, stats)
+    if torch.compiler.is_compiling():
+        return plif_op.call_plif(x, w, cfg, sg, mask, backend, stats)
+    engine = select_engine(x, backend, cfg)
+    if not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):
+        k, channels, inner = layout(x, w)
+        spikes, h = engine.forward(time_major(x), k, channels, inner, cfg, stats is not None)
+        if stats is not None:
+            record_stats(stats, h, spikes)
+        return spikes.view(x.shape)
+    return PLIFFunction.apply(x, w, sg, cfg, engine, mask, stats)
 
 
 def initial_w(decay: float) -> float:
@@ -148,9 +150,9 @@ def initial_w(decay: float) -> float:
 
 class PLIF(nn.Module):
     """A PLIF layer over all T steps of x [T, B, C, ...]; the LIF module's interface (snnc.ops.LIF):
-    `config`, `sg_params` (CPNG adapts [0]), `iteration` (MSG), `seed`, `rank`, `layer`,
-    `record_stats` and the recorded `h_mean`, `h_std`, `spike_rate`. `w` is the trained parameter:
-    a scalar (per layer) or [channels]."""
+    `config`, `sg_params` (CPNG adapts [0]), `iteration` (MSG: advanced once per training forward),
+    `seed`, `rank`, `layer`, `backend`, `record_stats` and the recorded `h_mean`, `h_std`,
+    `spike_rate`. `w` is the trained parameter: a scalar (per layer) or [channels]."""
 
     def __init__(self, *, channels: int | None = None, decay=0.5, vth=1.0, reset="hard", decay_input=True,
                  detach_reset=False, surrogate="triangle(beta=1.0)", mask_p=0.0, rescale=False, layer=0,
@@ -158,6 +160,7 @@ class PLIF(nn.Module):
         super().__init__()
         if not 0.0 < float(decay) < 1.0:
             raise SnncError(f"a learnable decay starts inside (0, 1), not at {decay!r}", hint="e.g. decay=0.5 (tau=2)")
+        check_backend(backend)
         self.config = make_config(decay=decay, vth=vth, reset=reset, decay_input=decay_input,
                                   detach_reset=detach_reset, surrogate=surrogate, mask_p=mask_p, rescale=rescale)
         self.learn = "channel" if channels else "layer"
@@ -176,14 +179,15 @@ class PLIF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x)
-        keep = None
-        if self.training and self.config.masked:
-            self.iteration.add_(1)
-            key = mask_key_seed(self.seed, self.rank, self.layer)
-            mask = keep_mask_torch(key, int(self.iteration), x.shape[0], x[0].numel(), self.config.mask_p, x.device)
-            keep = mask.view(x.shape).to(x.dtype) * self.config.keep_scale
+        iteration = 0
+        if self.config.masked:
+            if self.training:
+                self.iteration.add_(1)
+            # copied now: a later forward before this graph's backward must not change its mask
+            iteration = self.iteration.detach().clone()
+        mask = (mask_key_seed(self.seed, self.rank, self.layer), iteration)
         stats = {} if self.record_stats else None
-        spikes = run_plif(x, self.w, self.config, self.sg_params, keep, self.backend, stats)
+        spikes = run_plif(x, self.w, self.config, self.sg_params, mask, self.backend, stats)
         if stats is not None:
             self.h_mean, self.h_std, self.spike_rate = stats["h_mean"], stats["h_std"], stats["spike_rate"]
         return spikes
