@@ -35,13 +35,13 @@ def kernel_files(compiled: Compiled) -> dict[str, str]:
     files: dict[str, str] = {}
     T = int(compiled.graph.params["T"])
     for node in compiled.graph.nodes:
-        if node.op != "lif" or node.role != "main" or "learn_decay" in node.attrs:
-            continue  # PLIF runs on snnc/runtime/plif.py until the fused kernels cover a learnable decay
+        if node.op != "lif" or node.role != "main":
+            continue
         a = node.attrs
         spec = LifSpec.from_attrs(decay=a["decay"], vth=a["vth"], reset=a["reset"], decay_input=a["decay_input"],
                                   detach_reset=a["detach_reset"], surrogate=str(a["surrogate"]),
                                   mask_p=a.get("mask_p", 0.0), rescale=a.get("mask_rescale", False),
-                                  fused_bn=bool(a.get("fuse_bn", False)), T=T)
+                                  fused_bn=bool(a.get("fuse_bn", False)), T=T, learn_decay="learn_decay" in a)
         files.update(kernel_sources(spec))
     return files
 
