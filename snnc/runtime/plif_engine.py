@@ -28,7 +28,7 @@ from snnc.ops import torch_engine
 from snnc.ops.config import LifConfig, compute_dtype
 from snnc.ops.function import engine_for
 from snnc.ops.mask import keep_mask_torch
-from snnc.ops.surrogate import surrogate_grad
+from snnc.ops.surrogate import surrogate_grad_
 
 
 def select_engine(x: torch.Tensor, backend: str, cfg: LifConfig):
@@ -73,23 +73,31 @@ def _per_neuron(k: torch.Tensor, channels: int, inner: int, N: int) -> torch.Ten
 
 
 def forward(x2d: torch.Tensor, k: torch.Tensor, channels: int, inner: int, cfg: LifConfig, store_h: bool = True):
-    """Spikes and (if store_h) h, both [T, N] in x's dtype."""
+    """Spikes and (if store_h) h, both [T, N] in x's dtype. Each step is a few in-place torch ops
+    into preallocated rows; every operation rounds as the kernels' (unfused) lines do."""
     T, N = x2d.shape
     cdt = compute_dtype(x2d.dtype)
     kn = _per_neuron(k.to(device=x2d.device, dtype=cdt), channels, inner, N)
     spikes = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device)
     hs = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device) if store_h else None
-    v = torch.zeros(N, dtype=cdt, device=x2d.device)
+    v, h_buf, s_buf = torch.zeros((3, N), dtype=cdt, device=x2d.device)
     for t in range(T):
         x = x2d[t].to(cdt)
-        h = v + (x - v) * kn if cfg.decay_input else v - v * kn + x
+        h = hs[t] if store_h and x2d.dtype == cdt else h_buf
+        if cfg.decay_input:  # h = v + (x - v) * k
+            torch.sub(x, v, out=h).mul_(kn).add_(v)
+        else:  # h = v - v * k + x
+            torch.sub(v, torch.mul(v, kn, out=h), out=h).add_(x)
         if x2d.dtype != cdt:
-            h = h.to(x2d.dtype).to(cdt)  # rounded to the storage dtype before firing
-        s = h >= cfg.vth
-        spikes[t] = s
-        if store_h:
-            hs[t] = h
-        v = torch.where(s, 0.0, h) if cfg.reset == "hard" else torch.where(s, h - cfg.vth, h)
+            h.copy_(h.to(x2d.dtype))  # rounded to the storage dtype before firing
+            if store_h:
+                hs[t].copy_(h)
+        s = torch.ge(h, cfg.vth, out=s_buf)  # 0/1 in the compute dtype
+        spikes[t].copy_(s)
+        if cfg.reset == "hard":  # v = h * (1 - s): h - h * s is h or exactly 0
+            torch.addcmul(h, h, s, value=-1.0, out=v)
+        else:  # v = h - vth * s
+            torch.add(h, s, alpha=-cfg.vth, out=v)
     return spikes, hs
 
 
@@ -99,31 +107,46 @@ def backward(grad_s: torch.Tensor, h: torch.Tensor, x2d: torch.Tensor | None, k:
     T, N = h.shape
     cdt = compute_dtype(h.dtype)
     kn = _per_neuron(k.to(device=h.device, dtype=cdt), channels, inner, N)
+    decay = torch.sub(1.0, kn)
     params = [float(p) for p in sg_params.tolist()]
     keep = keep_mask_torch(mask[0], int(mask[1]), T, N, cfg.mask_p, h.device) if cfg.masked else None
     gx = torch.empty((T, N), dtype=h.dtype, device=h.device) if out is None else out
-    gv = torch.zeros(N, dtype=cdt, device=h.device)
-    gk = torch.zeros(N, dtype=cdt, device=h.device)
+    gv, gk, sg, gh, v_prev, fired, ht, h_prev = torch.zeros((8, N), dtype=cdt, device=h.device)
+    h_prev.copy_(h[T - 1])
     for t in reversed(range(T)):
-        ht = h[t].to(cdt)
-        h_prev = h[t - 1].to(cdt) if t > 0 else torch.zeros_like(ht)
+        ht.copy_(h_prev)  # h[t]
+        if t > 0:
+            h_prev.copy_(h[t - 1])
+        else:
+            h_prev.zero_()  # v[-1] = 0
         gs = grad_s[t].to(cdt)
-        sg = surrogate_grad(cfg.surrogate.name, ht - cfg.vth, params)
+        surrogate_grad_(cfg.surrogate.name, torch.sub(ht, cfg.vth, out=sg), params)
         if keep is not None:  # docs/methods.md §3
-            sg = torch.where(keep[t], sg * cfg.keep_scale if cfg.rescale else sg, 0.0)
-        s = ht >= cfg.vth
+            sg.mul_(keep[t])
+            if cfg.rescale:
+                sg.mul_(cfg.keep_scale)
+        torch.ge(h_prev, cfg.vth, out=fired)  # s[t-1]
         if cfg.reset == "hard":
-            gh = (sg * gs if cfg.detach_reset else sg * (gs - gv * ht)) + torch.where(s, 0.0, gv)
-            v_prev = torch.where(h_prev >= cfg.vth, 0.0, h_prev)
+            if not cfg.detach_reset:  # dv/ds = -h
+                torch.mul(gv, ht, out=gh)
+                torch.sub(gs, gh, out=gh).mul_(sg)
+            else:
+                torch.mul(sg, gs, out=gh)
+            gh.add_(gv.mul_(torch.lt(ht, cfg.vth, out=v_prev)))  # + gv * (1 - s[t]); v_prev is scratch here
+            torch.addcmul(h_prev, h_prev, fired, value=-1.0, out=v_prev)  # v[t-1] = h[t-1] * (1 - s[t-1])
         else:
-            gh = (sg * gs if cfg.detach_reset else sg * (gs - cfg.vth * gv)) + gv
-            v_prev = torch.where(h_prev >= cfg.vth, h_prev - cfg.vth, h_prev)
-        if cfg.decay_input:
-            gk = gk + gh * (x2d[t].to(cdt) - v_prev)
-            gx_t = gh * kn
-        else:
-            gk = gk - gh * v_prev
-            gx_t = gh
-        gv = gh * (1.0 - kn)
-        gx[t] = gx_t  # h[t] and h[t-1] were read above
+            if not cfg.detach_reset:  # dv/ds = -vth
+                torch.mul(gv, cfg.vth, out=gh)
+                torch.sub(gs, gh, out=gh).mul_(sg)
+            else:
+                torch.mul(sg, gs, out=gh)
+            gh.add_(gv)
+            torch.add(h_prev, fired, alpha=-cfg.vth, out=v_prev)  # v[t-1] = h[t-1] - vth * s[t-1]
+        if cfg.decay_input:  # gk += gh * (x - v[t-1]); gx = gh * k
+            gk.add_(torch.sub(x2d[t].to(cdt), v_prev, out=v_prev).mul_(gh))
+            torch.mul(gh, kn, out=gx[t]) if gx.dtype == cdt else gx[t].copy_(gh * kn)
+        else:  # gk -= gh * v[t-1]; gx = gh
+            gk.sub_(v_prev.mul_(gh))
+            gx[t].copy_(gh)
+        torch.mul(gh, decay, out=gv)  # gv = gh * (1 - k)
     return gx, gk
