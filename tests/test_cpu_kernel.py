@@ -223,3 +223,26 @@ def test_float32_bn_near_ties_fire_as_on_the_torch_path():
     spikes = {k: bn_lif(xt, wt, bt, zeros, ones - 1e-5, training=False, momentum=0.1, eps=1e-5, backend=k)
               for k in ("cpu", "torch")}
     assert torch.equal(spikes["cpu"], spikes["torch"])
+
+
+# Spatial sizes that take each path of bn_units.c.jinja: inner 1 (elements walked one by one),
+# 16 (power of two: pairwise row sums), 35 (short rows, expanded per call), 144 (long rows, one
+# unit each, summed per unit) and 65*65 = 4225 > BLOCK (a row cut into two pieces).
+@pytest.mark.parametrize("spatial", [(1, 1), (4, 4), (5, 7), (12, 12), (65, 65)], ids=lambda s: f"inner{s[0] * s[1]}")
+@pytest.mark.parametrize("training", [True, False])
+def test_bn_lif_cpu_kernel_every_unit_layout_against_batchnorm_then_reference(spatial, training):
+    from test_ops_bn_lif import bn_then_reference, make_case
+
+    x, weight, bias, running, g = make_case(shape=(3, 2, 5, *spatial), seed=sum(spatial))
+    lif_kwargs = dict(surrogate="sigmoid(alpha=4.0)", reset="soft")
+    bn_args = dict(training=training, momentum=0.1, eps=1e-5, scale=0.7)
+    mine = [s.clone() for s in running]
+    spikes = bn_lif(x, weight, bias, *mine, backend="cpu", **bn_args, **lif_kwargs)
+    ref, ref_running = bn_then_reference(x, weight, bias, [s.clone() for s in running], lif_kwargs=lif_kwargs, **bn_args)
+    assert torch.equal(spikes, ref) and 0.1 < spikes.mean().item() < 0.9
+    for a, b in zip(mine, ref_running):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    got = torch.autograd.grad(spikes, (x, weight, bias), g)
+    want = torch.autograd.grad(ref, (x, weight, bias), g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item())

@@ -111,13 +111,17 @@ def load_source(name: str, source: str, kernel: str, users: str):
 
 @functools.lru_cache(maxsize=256)
 def load(spec: LifSpec):
-    """The ctypes library of `spec`'s kernels (functions lif_fwd, lif_bwd), or None without a compiler."""
+    """The ctypes library of `spec`'s kernels (functions lif_fwd, lif_bwd), or None without a compiler.
+
+    With `spec.fused_bn`, lif_bwd also takes the BN statistics and weight and can finish the BN
+    backward itself (templates/lif_cpu.c.jinja)."""
     lib = load_source(kernel_name(spec), render(spec), "LIF kernel", "the LIF layers")
     if lib is None:
         return None
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.lif_fwd.argtypes = [p, i64, p, p, p, p, i64, i64, p, i64, i64, i32]
     lib.lif_fwd.restype = None
-    lib.lif_bwd.argtypes = [p, p, i64, p, p, p, p, i64, i64, p, p, i64, i64, i32]
-    lib.lif_bwd.restype = None
+    bn = [p, p, p, i32, p, p] if spec.fused_bn else []  # mean, rstd, weight*scale, batch_stats, grad_w, grad_b
+    lib.lif_bwd.argtypes = [p, p, i64, p, p, p, p, i64, i64, p, p, i64, i64, i32] + bn
+    lib.lif_bwd.restype = i32
     return lib

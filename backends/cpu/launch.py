@@ -13,10 +13,10 @@ import functools
 
 import torch
 
-from snnc.backends.cpu import build, codegen
+from snnc.backends.cpu import bn, build, codegen
 from snnc.backends.triton.spec import LifSpec
 from snnc.ops import torch_engine
-from snnc.ops.config import BnAffine, LifConfig
+from snnc.ops.config import BnAffine, LifConfig, compute_dtype
 from snnc.ops.mask import CHUNK, uniform_block_torch
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
@@ -40,9 +40,10 @@ def _scalars(cfg: LifConfig) -> torch.Tensor:
     return torch.tensor([cfg.decay, cfg.input_scale, cfg.vth, cfg.mask_p, cfg.keep_scale], dtype=torch.float64)
 
 
-def _threads(N: int) -> int:
-    # no more threads than blocks of neurons: waking an idle one costs more than a small block
-    return max(1, min(torch.get_num_threads(), -(-N // codegen.BLOCK)))
+def _threads(T: int, N: int) -> int:
+    # no more threads than blocks of neurons, nor than bn.MIN_VALUES_PER_THREAD values each: waking
+    # an idle thread costs more than a small block, and far more on a loaded machine (docs/kernels.md)
+    return max(1, min(bn.threads_for(T * N), -(-N // codegen.BLOCK)))
 
 
 def _bn_args(bn: BnAffine | None, dtype) -> tuple:
@@ -63,9 +64,14 @@ def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store
     scalars = _scalars(cfg)
     bn_scale, bn_shift, channels, inner, keep_alive = _bn_args(bn, x2d.dtype)
     lib.lif_fwd(x2d.data_ptr(), x2d.stride(0) if T > 1 else 0, spikes.data_ptr(), None if h is None else h.data_ptr(),
-                bn_scale, bn_shift, channels, inner, scalars.data_ptr(), T, N, _threads(N))
+                bn_scale, bn_shift, channels, inner, scalars.data_ptr(), T, N, _threads(T, N))
     del keep_alive
     return spikes, h
+
+
+def bn_lif_keeps_h(dtype: torch.dtype, cfg: LifConfig) -> bool:
+    """True where this engine runs the PyTorch path (no kernel for the dtype), which keeps h with a fused BN."""
+    return library(cfg, dtype, "cpu", True) is None
 
 
 def _draws(key: int, iteration: int, T: int, N: int) -> torch.Tensor:
@@ -91,8 +97,43 @@ def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_param
     u = _draws(mask[0], int(mask[1]), T, N) if cfg.masked else None
     scalars = _scalars(cfg)
     bn_scale, bn_shift, channels, inner, keep_alive = _bn_args(bn, state.dtype)
+    bn_args = (None, None, None, 0, None, None) if bn is not None else ()  # dL/dy only: no BN backward
     lib.lif_bwd(grad_s.data_ptr(), state.data_ptr(), state.stride(0) if T > 1 else 0, grad.data_ptr(),
                 params.data_ptr(), bn_scale, bn_shift, channels, inner, None if u is None else u.data_ptr(),
-                scalars.data_ptr(), T, N, _threads(N))
+                scalars.data_ptr(), T, N, _threads(T, N), *bn_args)
     del keep_alive
     return grad
+
+
+def bn_lif_backward(grad_s: torch.Tensor, x2d: torch.Tensor, cfg: LifConfig, sg_params: torch.Tensor, mask: tuple,
+                    st, need_w: bool, need_b: bool):
+    """The whole backward of a fused BN+LIF layer in one kernel call (snnc.ops.function.bn_lif_backward's
+    contract): (dL/dx [T, N] in x's dtype, dL/dweight and dL/dbias [C] in the compute dtype, or None).
+
+    The reverse loop sums dL/dy and dL/dy * (x - mean) per channel as it produces dL/dy, and a
+    second pass turns dL/dy into dL/dx in place: torch's native_batch_norm_backward, without
+    reading dL/dy and x once more for its sums. Falls back to the PyTorch path without a kernel.
+    """
+    from snnc.ops.function import bn_lif_backward_torch
+
+    lib = library(cfg, x2d.dtype, x2d.device, True)
+    if lib is None:
+        return bn_lif_backward_torch(torch_engine, grad_s, x2d, cfg, sg_params, mask, st, need_w, need_b)
+    T, N = x2d.shape
+    dtype, cdt, C = x2d.dtype, compute_dtype(x2d.dtype), st.bn.channels
+    grad_s = grad_s.reshape(T, N).to(dtype).contiguous()
+    grad = torch.empty((T, N), dtype=dtype)
+    params = sg_params.detach().to("cpu", torch.float64).contiguous()
+    u = _draws(mask[0], int(mask[1]), T, N) if cfg.masked else None
+    bn_scale, bn_shift, channels, inner, keep_alive = _bn_args(st.bn, dtype)
+    per_channel = [t.to(dtype).contiguous() for t in (st.mean, st.rstd, st.weight * st.scale)]
+    grad_w = torch.empty(C, dtype=torch.float64)
+    grad_b = torch.empty(C, dtype=torch.float64)
+    ok = lib.lif_bwd(grad_s.data_ptr(), x2d.data_ptr(), x2d.stride(0) if T > 1 else 0, grad.data_ptr(),
+                     params.data_ptr(), bn_scale, bn_shift, channels, inner, None if u is None else u.data_ptr(),
+                     _scalars(cfg).data_ptr(), T, N, _threads(T, N), *[t.data_ptr() for t in per_channel],
+                     int(st.batch_stats), grad_w.data_ptr(), grad_b.data_ptr())
+    del keep_alive
+    if not ok:
+        raise MemoryError(f"the fused BN+LIF backward could not allocate its {N // inner} partial sums")
+    return grad, (grad_w.mul_(st.scale).to(cdt) if need_w else None), (grad_b.to(cdt) if need_b else None)

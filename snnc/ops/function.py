@@ -121,14 +121,33 @@ class BnStats:
         self.bn = bn
 
 
+def channel_stats(x: torch.Tensor, cdt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, population variance) [C] in `cdt` of x [T, B, C, ...] over T, B and the spatial dims.
+
+    On the CPU the one-pass C kernel (snnc.backends.cpu.bn) serves every engine, the PyTorch path
+    included, so their spikes stay bit-identical; elsewhere, under torch.compile, or without a C
+    compiler, torch.batch_norm_update_stats (torch's BN statistics) on the merged [T*B, C, inner] batch.
+    """
+    T, B, C = x.shape[:3]
+    inner = x[0, 0, 0].numel()
+    if x.device.type == "cpu" and not torch.compiler.is_compiling():  # a ctypes call would break the graph
+        from snnc.backends.cpu import bn as cpu_bn
+
+        x2d = time_major(x)
+        got = cpu_bn.batch_stats(x2d if x2d.dtype == cdt else x2d.to(cdt), C, inner)
+        if got is not None:
+            return got[0].to(cdt), got[1].to(cdt)
+    mean, var = torch.batch_norm_update_stats(x.reshape(T * B, C, inner).to(cdt), None, None, 0.0)
+    return mean, var
+
+
 def bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale) -> BnStats:
     """Statistics over (T, B, spatial) per channel; updates running stats like torch BatchNorm."""
     C = x.shape[2]
     cdt = compute_dtype(x.dtype)
-    dims = (0, 1, *range(3, x.dim()))
     with torch.no_grad():
         if training or running_mean is None:
-            var, mean = torch.var_mean(x.to(cdt), dim=dims, correction=0)
+            mean, var = channel_stats(x, cdt)
             if training and running_mean is not None:
                 n = x.numel() // C
                 running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
@@ -147,28 +166,46 @@ def bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps
     return BnStats(mean, var, rstd, w, scale, eps, batch_stats, BnAffine(affine_scale, shift, C, inner))
 
 
+def keeps_h(engine, dtype: torch.dtype, cfg: LifConfig) -> bool:
+    """Whether a fused BN+LIF layer on `engine` keeps h for its backward besides x (the PyTorch path,
+    `torch_engine.bn_lif_keeps_h`) instead of recomputing h from x in its backward kernel."""
+    own = getattr(engine, "bn_lif_keeps_h", None)
+    return bool(own is not None and own(dtype, cfg))
+
+
 class BnLifFunction(torch.autograd.Function):
-    """spikes = lif(BN(x)) with BN folded into the LIF loops; saves x [T, N] only."""
+    """spikes = lif(BN(x)) with BN folded into the LIF loops; saves x [T, N] only (and h on the PyTorch path)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, sg_params, cfg, engine, mask, stats_bn: BnStats, stats, replay=False):
         x2d = time_major(x)  # rows in [B, C, *spatial] order, as BnAffine's channel map assumes
-        ctx.save_for_backward(x2d, sg_params)
+        keep_h = keeps_h(engine, x2d.dtype, cfg)
         ctx.cfg, ctx.engine, ctx.mask, ctx.stats_bn, ctx.shape = cfg, engine, mask, stats_bn, x.shape
         ctx.dtypes = (weight.dtype if weight is not None else None, bias.dtype if bias is not None else None)
-        if replay:  # run again in backward for its gradients only (snnc.ops.memory): no spikes needed
+        if replay and not keep_h:  # run again in backward for its gradients only (snnc.ops.memory): no spikes needed
+            ctx.save_for_backward(x2d, sg_params, None)
             return torch.empty_like(x)
-        spikes, h = engine.forward(x2d, cfg, stats_bn.bn, stats is not None)
+        spikes, h = engine.forward(x2d, cfg, stats_bn.bn, stats is not None or keep_h)
+        ctx.save_for_backward(x2d, sg_params, h if keep_h else None)
         record_stats(stats, h, spikes)
         return spikes.view(x.shape)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x2d, sg_params = ctx.saved_tensors
+        x2d, sg_params, h = ctx.saved_tensors
         need_w, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        grad_x, grad_w, grad_b = bn_lif_backward(ctx.engine, grad, x2d, ctx.cfg, sg_params, ctx.mask, ctx.stats_bn,
-                                                 need_w, need_b)
+        if h is None:
+            grad_x, grad_w, grad_b = bn_lif_backward(ctx.engine, grad, x2d, ctx.cfg, sg_params, ctx.mask,
+                                                     ctx.stats_bn, need_w, need_b)
+        else:  # h kept: dL/dy written into its storage, as LifFunction does, then torch's BN backward
+            if getattr(ctx, "consumed", False):
+                raise SnncError("snnc.ops.bn_lif cannot backpropagate through the same forward twice on the "
+                                "PyTorch path: its saved membrane was overwritten by the first gradient",
+                                hint="run the forward again instead of backward(retain_graph=True)")
+            ctx.consumed = True
+            grad_y = ctx.engine.backward(grad.reshape(h.shape), h, ctx.cfg, sg_params, ctx.mask, out=h)
+            grad_x, grad_w, grad_b = torch_bn_backward(grad_y, x2d, ctx.stats_bn, need_w, need_b)
         grad_x = grad_x.view(ctx.shape)
         grad_w = grad_w.to(ctx.dtypes[0]) if need_w else None
         grad_b = grad_b.to(ctx.dtypes[1]) if need_b else None
@@ -176,13 +213,29 @@ class BnLifFunction(torch.autograd.Function):
 
 
 def bn_lif_backward(engine, grad, x2d, cfg: LifConfig, sg_params, mask, st: BnStats, need_w: bool, need_b: bool):
-    """(dL/dx in x's dtype and [T*B, C, inner] layout, dL/dweight, dL/dbias in the compute dtype, or None).
+    """(dL/dx in x's dtype, any layout of x's size, dL/dweight, dL/dbias in the compute dtype, or None).
 
-    The LIF backward recomputes h from x and gives dL/dy; BN backward (docs/methods.md §9) is
-    torch's own kernel: y = (weight * scale) * xhat + bias, so the weight it sees is weight * scale
-    and its weight gradient is scaled back.
+    An engine with its own `bn_lif_backward` (the C kernel: BN's sums taken in the LIF backward
+    loop) runs it; the others run `bn_lif_backward_torch`.
+    """
+    own = getattr(engine, "bn_lif_backward", None)
+    if own is not None:
+        return own(grad, x2d, cfg, sg_params, mask, st, need_w, need_b)
+    return bn_lif_backward_torch(engine, grad, x2d, cfg, sg_params, mask, st, need_w, need_b)
+
+
+def bn_lif_backward_torch(engine, grad, x2d, cfg: LifConfig, sg_params, mask, st: BnStats, need_w: bool,
+                          need_b: bool):
+    """`bn_lif_backward` with torch's BN backward: the LIF backward recomputes h from x and gives
+    dL/dy; BN backward (docs/methods.md §9) is torch's own kernel: y = (weight * scale) * xhat + bias,
+    so the weight it sees is weight * scale and its weight gradient is scaled back.
     """
     grad_y = engine.backward(grad.reshape(x2d.shape), x2d, cfg, sg_params, mask, st.bn)
+    return torch_bn_backward(grad_y, x2d, st, need_w, need_b)
+
+
+def torch_bn_backward(grad_y, x2d, st: BnStats, need_w: bool, need_b: bool):
+    """dL/dx (in grad_y's dtype), dL/dweight, dL/dbias of BN from dL/dy [T, N] by torch's own kernel."""
     cdt, C, inner = st.mean.dtype, st.bn.channels, st.bn.inner
     gy = grad_y.view(-1, C, inner).to(cdt)
     x3 = x2d.reshape(-1, C, inner).to(cdt)

@@ -118,7 +118,8 @@ def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training
     BatchNorm does (unbiased variance, `momentum`); otherwise the running
     statistics are used. The other arguments are those of `lif`. Gradients
     w.r.t. x, weight and bias equal those of BatchNorm followed by `lif`.
-    Only x is saved for backward; h is recomputed there.
+    The generated kernels save only x and recompute h in backward; the PyTorch path
+    (backend "torch") also keeps h, where recomputing it would cost more than the fusion saves.
     """
     check_input(x)
     check_backend(backend)

@@ -46,12 +46,31 @@ def _blocks(N: int):
         yield n0, min(N, n0 + CHUNK)
 
 
-def _bn_block(bn: BnAffine | None, n0: int, n1: int):
-    """Per-element (scale, shift) of neurons n0..n1, gathered once per block for all T."""
-    if bn is None:
-        return None
-    channel = torch.arange(n0, n1, device=bn.scale.device).floor_divide_(bn.inner).remainder_(bn.channels)
-    return bn.scale[channel], bn.shift[channel]
+class _BnRows:
+    """The folded BN's per-channel (scale, shift) laid out per element, once per call, over one
+    period of channels (C * inner elements) plus one block: a block of neurons n0..n1 reads its
+    values as a slice at n0 mod the period, with no per-element index arithmetic or gather."""
+
+    def __init__(self, bn: BnAffine, n: int):
+        period = bn.channels * bn.inner
+        self.period = period
+        reps = -(-(period + n) // period)
+        self.scale, self.shift = (v.repeat_interleave(bn.inner).repeat(reps) for v in (bn.scale, bn.shift))
+
+    def block(self, n0: int, n1: int):
+        o = n0 % self.period
+        return self.scale[o:o + n1 - n0], self.shift[o:o + n1 - n0]
+
+
+def _bn_block(rows: _BnRows | None, n0: int, n1: int):
+    return None if rows is None else rows.block(n0, n1)
+
+
+def bn_lif_keeps_h(dtype: torch.dtype, cfg: LifConfig) -> bool:
+    """A fused BN+LIF layer on this path keeps h for its backward, as `lif` does, besides x (the
+    memory of BatchNorm followed by `lif`): recomputing h here costs a whole forward of the loop
+    above, more than the fusion saves (docs/kernels.md, "bn_lif")."""
+    return True
 
 
 def _forward_block(x, cfg: LifConfig, affine, spikes, h_out, ws):
@@ -65,9 +84,10 @@ def _forward_block(x, cfg: LifConfig, affine, spikes, h_out, ws):
         h = h_out[t] if in_place else h_buf
         x_t = x[t]
         if affine is not None or dtype != v.dtype:
-            x_t = y.copy_(x_t)
             if affine is not None:  # docs/methods.md §9, folded: y = x * scale[c] + shift[c]
-                y.mul_(affine[0]).add_(affine[1])
+                x_t = torch.mul(x_t, affine[0], out=y).add_(affine[1])
+            else:
+                x_t = y.copy_(x_t)
         if cfg.decay_input:  # h = decay*v + (1 - decay)*x
             torch.mul(x_t, cfg.input_scale, out=h).add_(v, alpha=cfg.decay)
         else:  # h = decay*v + x
@@ -92,8 +112,9 @@ def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store
     spikes = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device)
     h = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device) if store_h else None
     ws = _workspace(4, min(N, CHUNK), compute_dtype(x2d.dtype), x2d.device)
+    rows = None if bn is None else _BnRows(bn, min(N, CHUNK))
     for n0, n1 in _blocks(N):
-        _forward_block(x2d[:, n0:n1], cfg, _bn_block(bn, n0, n1), spikes[:, n0:n1],
+        _forward_block(x2d[:, n0:n1], cfg, _bn_block(rows, n0, n1), spikes[:, n0:n1],
                        None if h is None else h[:, n0:n1], ws[:, : n1 - n0])
     return spikes, h
 
@@ -151,11 +172,12 @@ def backward(grad_s: torch.Tensor, state: torch.Tensor, cfg: LifConfig, sg_param
     params = [float(p) for p in sg_params.tolist()]
     mask = (mask[0], int(mask[1]))
     ws = _workspace(6, min(N, CHUNK), cdt, state.device)
+    rows = None if bn is None else _BnRows(bn, min(N, CHUNK))
     for n0, n1 in _blocks(N):
         ws_n = ws[:, : n1 - n0]
         if bn is not None:
             # Only x was saved: recompute this block's h into the gradient buffer.
-            _forward_block(state[:, n0:n1], cfg, _bn_block(bn, n0, n1), None, grad[:, n0:n1], ws_n[:4])
+            _forward_block(state[:, n0:n1], cfg, _bn_block(rows, n0, n1), None, grad[:, n0:n1], ws_n[:4])
             h_all = grad[:, n0:n1]
         else:
             h_all = state[:, n0:n1]

@@ -1,0 +1,47 @@
+"""What the benchmarks share: interleaved median timing and the allocator setting they run under."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+# glibc: blocks up to 4 GiB from the heap, and the heap never trimmed, so freed outputs are reused
+# (MALLOC_MMAP_THRESHOLD_ cannot go above 32 MiB; the tunable can). Without it every call of every
+# method page-faults and zeroes its large outputs again, which on these machines costs more than
+# the kernels; jemalloc or tcmalloc in a training process would reuse them too.
+REUSE_FREED = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736"
+
+
+def reexec_reusing_freed_memory(script: str) -> None:
+    """Re-execute `script` (with the same arguments) under REUSE_FREED unless it already runs so."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if REUSE_FREED in tunables:
+        return
+    env = dict(os.environ, GLIBC_TUNABLES=f"{tunables}:{REUSE_FREED}" if tunables else REUSE_FREED)
+    os.execve(sys.executable, [sys.executable, script, *sys.argv[1:]], env)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved_ms(methods: dict, repeats: int, device: str = "cpu", warmup: int = 2) -> dict:
+    """name -> median milliseconds of fn() over `repeats`; the methods take turns within each
+    repeat, so load from other processes on a shared machine hits all of them alike."""
+    for fn in methods.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
