@@ -39,6 +39,7 @@ def test_defaults_and_sensible_values_pass():
     ("--weight-decay", "nan", "--weight-decay must be a finite number >= 0"),
     ("--weight-decay", "-0.1", "--weight-decay must be a finite number >= 0"),
     ("--workers", "-1", "--workers must be at least 0"),
+    ("--threads", "0", "--threads must be at least 1"),
 ])
 def test_out_of_range_values_are_usage_errors(flag, value, message):
     found = problems(flag, value)
@@ -67,3 +68,22 @@ def test_train_py_answers_a_huge_batch_with_a_usage_error(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--batch-size must be in [1, 65,536]; --lr must be a positive finite number" in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_threads_are_set_deliberately(monkeypatch):
+    import torch
+
+    from snnc.runtime.setup import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("snnc.runtime.setup.available_cpus", lambda: 8)
+        torch.set_num_threads(4)  # torch's default: more than the share below, less than the CPUs
+        for local, want in (("1", 4), ("4", 2), ("16", 1)):
+            monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
+            args = make_parser(SPEC).parse_args([])
+            assert set_threads(args) == want == args.threads == torch.get_num_threads()
+        args = make_parser(SPEC).parse_args(["--threads", "3"])
+        assert set_threads(args) == 3 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -71,6 +71,9 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="CKPT", help="initial weights (a state dict, .pt or .safetensors)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--workers", type=int, default=d["workers"], help="data loader workers (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of this process (default: the CPUs it may run on, shared among the processes of "
+                        "a torchrun on this machine, at most torch's own default)")
     p.add_argument("--sync-bn", action="store_true", help="synchronise BN statistics across processes (CUDA)")
     p.add_argument("--eval-batch-size", type=int, default=256, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -107,7 +110,7 @@ MAX_EPOCHS = 100_000          # also bounds --warmup-epochs, --stop-after and ti
 MAX_SEED = 2**32 - 1          # the sampler adds the epoch to it in a 64-bit generator seed
 INTEGER_BOUNDS = {"batch_size": (1, MAX_BATCH), "eval_batch_size": (1, MAX_BATCH), "epochs": (1, MAX_EPOCHS),
                   "stop_after": (1, MAX_EPOCHS), "warmup_epochs": (0, MAX_EPOCHS), "seed": (0, MAX_SEED),
-                  "workers": (0, None)}
+                  "workers": (0, None), "threads": (1, None)}
 
 
 def validate(args, spec: TrainSpec) -> list[str]:

@@ -10,7 +10,7 @@ import torch
 
 from snnc.diagnostics import SnncError
 from snnc.runtime import data as datasets
-from snnc.runtime.options import DEFAULTS, TrainSpec
+from snnc.runtime.options import DEFAULTS, TrainSpec, available_cpus
 
 
 @dataclass
@@ -55,6 +55,19 @@ def stage_at(stages: list[Stage], epoch: int) -> int:
         if epoch < s.first_epoch + s.epochs:
             return i
     return len(stages) - 1
+
+
+def set_threads(args) -> int:
+    """Sets and returns torch's intra-op threads for this process: --threads, or the CPUs it may run
+    on shared among this machine's processes (torchrun's LOCAL_WORLD_SIZE), at most torch's default.
+
+    Inheriting torch's default (all physical cores) oversubscribes a container limited to fewer, or
+    several torchrun processes on one machine; every parallel op then waits for a descheduled thread."""
+    if args.threads is None:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+        args.threads = max(1, min(torch.get_num_threads(), available_cpus() // local))
+    torch.set_num_threads(args.threads)
+    return args.threads
 
 
 def device_for(args) -> torch.device:

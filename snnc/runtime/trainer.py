@@ -86,6 +86,7 @@ class Trainer:
         self.build_params = runfolder.read_manifest(manifest).get("params") if manifest else None
         self.device = setup.device_for(args)
         self.world = dist.init(str(self.device))
+        setup.set_threads(args)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.out = run_folder(args, spec)
