@@ -40,6 +40,7 @@ import torch
 
 from snnc.ops import lif
 from snnc.ops.reference import lif_reference
+from benchkit import reexec_reusing_freed_memory
 
 SURROGATE = "sigmoid(alpha=4.0)"  # SpikingJelly's default surrogate, so every method computes the same
 LIF_ARGS = dict(decay=0.5, vth=1.0, reset="hard", surrogate=SURROGATE)
@@ -213,9 +214,6 @@ def agreement(x, grad) -> tuple[bool, float]:
     return torch.equal(s1, s2), ((g1 - g2).abs().max() / g2.abs().max()).item()
 
 
-# glibc: blocks up to 4 GiB from the heap, and the heap never trimmed, so freed outputs are reused
-# (MALLOC_MMAP_THRESHOLD_ cannot go above 32 MiB; the tunable can).
-REUSE_FREED = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736"
 
 
 def main(argv=None) -> None:
@@ -240,10 +238,8 @@ def main(argv=None) -> None:
     if args.child_peak:
         child_peak(args.child_peak[0], int(args.child_peak[1]), int(args.child_peak[2]))
         return
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if args.device == "cpu" and not args.default_malloc and REUSE_FREED not in tunables:
-        env = dict(os.environ, GLIBC_TUNABLES=f"{tunables}:{REUSE_FREED}" if tunables else REUSE_FREED)
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+    if args.device == "cpu" and not args.default_malloc:
+        reexec_reusing_freed_memory(__file__)
     Ts = args.T or ([4] if args.quick else [4, 8, 16])
     repeats = args.repeats or (5 if args.quick else 11)
     device = args.device

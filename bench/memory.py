@@ -29,9 +29,7 @@ in bench/lif.py (glibc tunables; --default-malloc keeps glibc's defaults).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 import types
 from pathlib import Path
@@ -43,10 +41,10 @@ from torch import nn
 from snnc import losses
 from snnc.backends.torch.render import render_model
 from snnc.pipeline import compile_source
+from benchkit import reexec_reusing_freed_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ("store", "pack", "recompute")
-REUSE_FREED = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736"
 
 
 # ------------------------------------------------------------------ snnc
@@ -303,10 +301,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--default-malloc", action="store_true", help="keep glibc's default allocator settings")
     args = parser.parse_args(argv)
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if args.device == "cpu" and not args.default_malloc and REUSE_FREED not in tunables:
-        env = dict(os.environ, GLIBC_TUNABLES=f"{tunables}:{REUSE_FREED}" if tunables else REUSE_FREED)
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+    if args.device == "cpu" and not args.default_malloc:
+        reexec_reusing_freed_memory(__file__)
     torch.set_num_threads(args.threads)
     models, Ts, repeats = (["resnet18"], [4], 5) if args.quick else (args.models, args.T, args.repeats)
     print(f"device {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, recipe tet, "

@@ -22,20 +22,18 @@ freed memory is reused (unless --default-malloc).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import torch
 
 from snnc.ops.config import make_config
 from snnc.runtime.plif import initial_w, plif_reference, run_plif
+from benchkit import reexec_reusing_freed_memory
 
 SURROGATE = "sigmoid(alpha=4.0)"
 CFG = make_config(decay=0.5, vth=1.0, reset="hard", decay_input=True, surrogate=SURROGATE)
 CHANNELS = 64
-REUSE_FREED = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736"
 
 
 def snnc(backend: str, per_channel: bool):
@@ -156,10 +154,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if args.device == "cpu" and not args.default_malloc and REUSE_FREED not in tunables:
-        env = dict(os.environ, GLIBC_TUNABLES=f"{tunables}:{REUSE_FREED}" if tunables else REUSE_FREED)
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+    if args.device == "cpu" and not args.default_malloc:
+        reexec_reusing_freed_memory(__file__)
     Ts = args.T or ([4] if args.quick else [4, 8, 16])
     repeats = args.repeats or (5 if args.quick else 7)
     device = args.device
