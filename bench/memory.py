@@ -35,7 +35,6 @@ import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from snnc import losses
