@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import statistics
 import sys
@@ -45,3 +46,23 @@ def interleaved_ms(methods: dict, repeats: int, device: str = "cpu", warmup: int
             sync(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+
+
+def status_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (Linux): VmRSS, VmHWM, ..."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Linux: returns the heap's free memory to the OS (glibc), then sets the peak resident set
+    (VmHWM) to the current one."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")

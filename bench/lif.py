@@ -40,7 +40,7 @@ import torch
 
 from snnc.ops import lif
 from snnc.ops.reference import lif_reference
-from benchkit import reexec_reusing_freed_memory
+from benchkit import reexec_reusing_freed_memory, reset_peak_rss, status_kib
 
 SURROGATE = "sigmoid(alpha=4.0)"  # SpikingJelly's default surrogate, so every method computes the same
 LIF_ARGS = dict(decay=0.5, vth=1.0, reset="hard", surrogate=SURROGATE)
@@ -144,24 +144,15 @@ def cuda_peak(fn, x, grad) -> float:
     return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def child_peak(method: str, T: int, N: int) -> None:
     """Runs in a fresh process: prints the peak RSS above the inputs (MiB) of one fwd+bwd."""
     fn = make_methods("cpu", compile_loop=False)[method]
     fwd_bwd(fn, *inputs(T, 1000, "cpu"))  # load libraries and caches outside the measurement
     x, grad = inputs(T, N, "cpu")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # Linux: reset the peak resident set (VmHWM) to the current one
-    base = _status_kib("VmRSS")
+    reset_peak_rss()
+    base = status_kib("VmRSS")
     fwd_bwd(fn, x, grad)
-    print((_status_kib("VmHWM") - base) / 1024)
+    print((status_kib("VmHWM") - base) / 1024)
 
 
 def cpu_peak(method: str, T: int, N: int) -> float | None:

@@ -19,8 +19,10 @@ Each network (models/*.snn; 3x32x32, T=4, batch 8, SGD with momentum) is trained
 
 The contenders take turns within each repeat (medians; ratios against snnc tet of the same run;
 on a shared machine compare ratios). "saved MiB" are the activations autograd keeps (distinct
-storages, parameters left out, bench/memory.py's count); on CUDA "peak MiB" is the allocator's
-peak above the weights during a step. The profile splits a step's CPU time (torch.profiler, self
+storages, parameters left out, bench/memory.py's count); "peak MiB" is, on CUDA, the allocator's
+peak above the weights during a step and, on the CPU with --peak, the peak resident set of two
+steps above the built model and inputs (optimizer state and library workspaces included), each
+contender in a fresh process. The profile splits a step's CPU time (torch.profiler, self
 times attributed to the nearest conv / BN / optimizer region above them, the rest "neuron+other":
 snnc's fused BN+LIF counts there, its BN included). With --load N, N busy processes run beside
 the measurement, a shared machine's load; a CPU step at 2 threads should stay within 1.5x of
@@ -34,6 +36,7 @@ import contextlib
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 import snnc
-from benchkit import reexec_reusing_freed_memory, sync
+from benchkit import reexec_reusing_freed_memory, reset_peak_rss, status_kib, sync
 from memory import NETWORKS, Baseline, Kit, saved_bytes
 from snnc import losses
 
@@ -162,7 +165,13 @@ def main(argv=None) -> None:
     parser.add_argument("--sml-repo", type=Path, help="a local checkout of the SML authors' repository")
     parser.add_argument("--load", type=int, default=0, help="busy processes to run beside the measurement")
     parser.add_argument("--no-profile", action="store_true", help="skip the torch.profiler split")
+    parser.add_argument("--peak", action="store_true",
+                        help="CPU: also the peak resident memory of a step (a fresh process per contender)")
+    parser.add_argument("--child-peak", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_peak:
+        child_peak(args)
+        return
     if args.device == "cpu":
         reexec_reusing_freed_memory(__file__)
     stop = multiprocessing.Event()
@@ -177,29 +186,68 @@ def main(argv=None) -> None:
             p.join()
 
 
+def make_contenders(net: str, args, x, y, device: str, only: str | None = None) -> dict:
+    """name -> Contender for `net` (just `only` if given), each from the same seed."""
+    makers = {"snnc tet": lambda: snnc_contender(net, "tet", args.T, x, y, device),
+              "snnc sml+tet": lambda: snnc_contender(net, "sml+tet", args.T, x, y, device),
+              "spikingjelly tet": lambda: spikingjelly_contender(net, args.T, x, y, device)}
+    if args.sml_repo:
+        makers["authors"] = lambda: authors_contenders(args.sml_repo, net, args.T, x, y, device)["authors"]
+        makers["authors + SM"] = lambda: authors_contenders(args.sml_repo, net, args.T, x, y, device)["authors + SM"]
+    out = {}
+    for name, make in makers.items():
+        if only in (None, name):
+            torch.manual_seed(0)
+            contender = make()
+            if contender is not None:
+                out[name] = contender
+    return out
+
+
+def inputs(args, device: str):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, 32, 32, generator=g).to(device)
+    return x, torch.randint(0, 10, (args.batch,), generator=g).to(device)
+
+
+def child_peak(args) -> None:
+    """Runs in a fresh process: prints the peak RSS (MiB) of two training steps above the built
+    model and its inputs (so it includes the optimizer's state and the libraries' workspaces)."""
+    net, name = args.child_peak
+    torch.set_num_threads(args.threads[0])
+    x, y = inputs(args, "cpu")
+    contender = make_contenders(net, args, x, y, "cpu", only=name)[name]
+    reset_peak_rss()
+    base = status_kib("VmRSS")
+    for _ in range(2):
+        contender.step()
+    print((status_kib("VmHWM") - base) / 1024)
+
+
+def cpu_peak(args, net: str, name: str, threads: int) -> float | None:
+    """child_peak in a subprocess, with glibc returning freed memory at once so that RSS follows use."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    env.pop("GLIBC_TUNABLES", None)
+    cmd = [sys.executable, __file__, "--child-peak", net, name, "--threads", str(threads), "--T", str(args.T),
+           "--batch", str(args.batch)] + (["--sml-repo", str(args.sml_repo)] if args.sml_repo else [])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else None
+
+
 def run(args) -> None:
     device = args.device
     threads = args.threads if device == "cpu" else [torch.get_num_threads()]
     print(f"device {device}, torch {torch.__version__}, T={args.T}, batch {args.batch}, 3x32x32, SGD, "
           f"median of {args.repeats}, {args.load} busy processes beside")
     head = (f"{'net':<9} {'thr':>3}  {'contender':<18} {'step ms':>8} {'x snnc tet':>10} {'saved MiB':>9}"
-            + (f" {'peak MiB':>8}" if device == "cuda" else "")
+            + (f" {'peak MiB':>8}" if device == "cuda" or args.peak else "")
             + ("" if args.no_profile else f"  {'conv':>5} {'BN':>5} {'neuron+other':>12} {'optim':>5}"))
     print(head)
     print("-" * len(head))
     by_threads = {}
     for net in args.nets:
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(args.batch, 3, 32, 32, generator=g).to(device)
-        y = torch.randint(0, 10, (args.batch,), generator=g).to(device)
-        torch.manual_seed(0)
-        contenders = {"snnc tet": snnc_contender(net, "tet", args.T, x, y, device),
-                      "snnc sml+tet": snnc_contender(net, "sml+tet", args.T, x, y, device)}
-        sj = spikingjelly_contender(net, args.T, x, y, device)
-        if sj is not None:
-            contenders["spikingjelly tet"] = sj
-        if args.sml_repo:
-            contenders.update(authors_contenders(args.sml_repo, net, args.T, x, y, device))
+        x, y = inputs(args, device)
+        contenders = make_contenders(net, args, x, y, device)
         saved = {name: saved_bytes(c.model, x) / 2**20 for name, c in contenders.items()}
         for n in threads:
             if device == "cpu":
@@ -211,6 +259,9 @@ def run(args) -> None:
                         f"{saved[name]:>9.1f}")
                 if device == "cuda":
                     line += f" {cuda_peak(c):>8.1f}"
+                elif args.peak:
+                    peak = cpu_peak(args, net, name, n)
+                    line += f" {'-' if peak is None else f'{peak:.1f}':>8}"
                 if not args.no_profile:
                     split = profile_split(c)
                     line += "  " + " ".join(f"{split[k]:>{w}.0%}" for k, w in
