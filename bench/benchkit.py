@@ -32,14 +32,18 @@ def sync(device: str) -> None:
 
 
 def interleaved_ms(methods: dict, repeats: int, device: str = "cpu", warmup: int = 2) -> dict:
-    """name -> median milliseconds of fn() over `repeats`; the methods take turns within each
-    repeat, so load from other processes on a shared machine hits all of them alike."""
+    """name -> median milliseconds of fn() over `repeats`. The methods take turns within each
+    repeat, so load from other processes on a shared machine hits all of them alike, and the order
+    rotates from repeat to repeat, so each follows every other equally often (a method that runs
+    right after one that sweeps the caches starts cold)."""
     for fn in methods.values():
         for _ in range(warmup):
             fn()
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
+    names = list(methods)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = methods[name]
             sync(device)
             start = time.perf_counter()
             fn()

@@ -17,7 +17,7 @@ Each network (models/*.snn; 3x32x32, T=4, batch 8, SGD with momentum) is trained
   ResNet-18, kernels 7-5-3, 256 channels, as its training script), cross-entropy on its
   time-averaged output plus each module's; its LIF is a Python loop over T.
 
-The contenders take turns within each repeat (medians; ratios against snnc tet of the same run;
+The contenders take turns within each repeat, in an order that rotates (medians; ratios against snnc tet of the same run;
 on a shared machine compare ratios). "saved MiB" are the activations autograd keeps (distinct
 storages, parameters left out, bench/memory.py's count); "peak MiB" is, on CUDA, the allocator's
 peak above the weights during a step and, on the CPU with --peak, the peak resident set of two
@@ -35,17 +35,15 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import snnc
-from benchkit import reexec_reusing_freed_memory, reset_peak_rss, status_kib, sync
+from benchkit import interleaved_ms, reexec_reusing_freed_memory, reset_peak_rss, status_kib, sync
 from memory import NETWORKS, Baseline, Kit, saved_bytes
 from snnc import losses
 
@@ -135,18 +133,7 @@ def cuda_peak(contender: Contender) -> float:
 
 
 def measure(contenders: dict, repeats: int, device: str) -> dict:
-    for c in contenders.values():
-        for _ in range(2):
-            c.step()
-    times = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, c in contenders.items():
-            sync(device)
-            start = time.perf_counter()
-            c.step()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+    return interleaved_ms({name: c.step for name, c in contenders.items()}, repeats, device)
 
 
 def _spin(stop) -> None:

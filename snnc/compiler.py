@@ -111,7 +111,6 @@ def compile_to(source: str | Path, recipe: str, out: str | Path, overrides: dict
                loop: str = "trainer", memory: str | None = None) -> Compiled:
     """`snnc compile`: the pipeline, then the artifacts in `out`; `memory` is the policy of plan-memory."""
     check_destination(out, "build", force=force)  # before the work, so a bad -o fails at once
-    compiled = compile_source(source, dict(overrides or {}), file=file, recipe=recipe, fuse=fuse, memory=memory,
-                              backend=backend)
+    compiled = compile_source(source, dict(overrides or {}), file=file, recipe=recipe, fuse=fuse, memory=memory)
     write_compiled(compiled, out, overrides, backend, force, loop)
     return compiled

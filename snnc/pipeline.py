@@ -28,9 +28,8 @@ class Compiled:
     stages: list[tuple[str, Graph]] = field(default_factory=list)  # (pass name, IR after it)
 
 
-def recipe_steps(recipe: RecipeSet, fuse: bool = True, memory: str | None = None, backend: str = "auto") -> list[Step]:
-    """The training passes a recipe selects, in pipeline order; plan-memory last when a memory policy is given.
-    `backend` is the generated model's (fuse-lif does not fuse where that loses; snnc.passes.fuse_lif)."""
+def recipe_steps(recipe: RecipeSet, fuse: bool = True, memory: str | None = None) -> list[Step]:
+    """The training passes a recipe selects, in pipeline order; plan-memory last when a memory policy is given."""
     steps = [Step("annotate-surrogate", {"cpng": recipe.get("cpng")})]
     if "msg" in recipe:
         steps.append(Step("annotate-mask", dict(recipe.get("msg"))))
@@ -42,7 +41,7 @@ def recipe_steps(recipe: RecipeSet, fuse: bool = True, memory: str | None = None
     if "tit" in recipe:
         steps.append(Step("schedule-time", {"stages": recipe.get("tit")["stages"]}))
     if fuse:
-        steps.append(Step("fuse-lif", {"backend": backend}))
+        steps.append(Step("fuse-lif"))
     if memory is not None:
         steps.append(Step("plan-memory", memory_options(memory)))
     return steps
@@ -61,8 +60,7 @@ def inference_steps(decoding_weights: tuple[float, ...] | None = None) -> list[S
 
 
 def compile_source(path_or_text: str | Path, overrides: dict | None = None, file: str | None = None,
-                   recipe: str | None = None, fuse: bool = True, memory: str | None = None,
-                   backend: str = "auto") -> Compiled:
+                   recipe: str | None = None, fuse: bool = True, memory: str | None = None) -> Compiled:
     """Frontend, then the recipe's passes (none when `recipe` is None), verifying after each.
 
     `memory` (store, pack, recompute; docs/memory.md) adds plan-memory after the recipe's passes."""
@@ -72,7 +70,7 @@ def compile_source(path_or_text: str | Path, overrides: dict | None = None, file
     recipes = parse_recipe(recipe or DEFAULT, named)
     if memory is not None:
         memory_options(memory)  # a misspelt policy fails before any work
-    steps = list(FRONTEND_STEPS) + (recipe_steps(recipes, fuse, memory, backend) if recipe is not None else [])
+    steps = list(FRONTEND_STEPS) + (recipe_steps(recipes, fuse, memory) if recipe is not None else [])
     stages = [("build", graph)]
     final = run_pipeline(graph, steps, on_step=lambda i, name, g: stages.append((name, g)))
     check_budget(final, net, recipes, overrides)  # before anything is generated or allocated

@@ -35,18 +35,3 @@ def test_fuse_skips_bns_with_other_users():
 def test_fuse_no_change_is_idempotent():
     g = fuse_lif(expanded("resnet18"))
     assert fuse_lif(g) == g
-
-
-def test_fuse_declines_on_the_pytorch_path_and_says_so_in_the_dump(tmp_path):
-    from snnc.compiler import compile_to
-    from snnc.ir.printer import print_graph
-
-    g = fuse_lif(expanded("digits"), backend="torch")
-    assert not any(n.attrs.get("fuse_bn") for n in g.nodes)
-    assert "bn_lif_unfused=torch_faster_unfused" in print_graph(g)
-    compiled = compile_to("models/digits.snn", "tet", tmp_path / "b", backend="torch")
-    assert compiled.graph.attrs["bn_lif_unfused"] == "torch_faster_unfused"
-    model = (tmp_path / "b" / "model.py").read_text()
-    assert "forward_bn" not in model
-    fused = compile_to("models/digits.snn", "tet", tmp_path / "c", backend="cpu")
-    assert "bn_lif_unfused" not in fused.graph.attrs and "forward_bn" in (tmp_path / "c" / "model.py").read_text()

@@ -5,19 +5,10 @@ from __future__ import annotations
 from snnc.ir.graph import Graph
 from snnc.passes.registry import register
 
-# Backends on which BatchNorm followed by `lif` is faster than the fused op at most of the zoo's
-# layer shapes (bench/bn_lif.py): the PyTorch path's fused loop reads the per-channel scale and
-# shift per element and keeps h anyway, so it only wins on the largest feature maps.
-UNFUSED_BACKENDS = ("torch",)
-
 
 @register("fuse-lif", requires=("expanded",))
-def fuse_lif(graph: Graph, backend: str = "auto") -> Graph:
-    """Mark `bn -> lif` pairs (the bn having no other user) so the backend runs them as one op.
-
-    On a backend in UNFUSED_BACKENDS nothing is fused and the graph says why (`bn_lif_unfused`)."""
-    if backend in UNFUSED_BACKENDS:
-        return graph.replace(attrs=graph.attrs.set(bn_lif_unfused=f"{backend}_faster_unfused"))
+def fuse_lif(graph: Graph) -> Graph:
+    """Mark `bn -> lif` pairs (the bn having no other user) so the backend runs them as one op."""
     users = graph.users
     nodes = []
     for node in graph.nodes:

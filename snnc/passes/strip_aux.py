@@ -7,7 +7,7 @@ from snnc.ir.schema import TRAINING_ONLY_LIF_ATTRS
 from snnc.passes.plan_memory import GRAPH_ATTRS as MEMORY_GRAPH_ATTRS, NODE_ATTRS as MEMORY_NODE_ATTRS
 from snnc.passes.registry import prop, register
 
-TRAINING_GRAPH_ATTRS = ("bn_lif_unfused", "cpng_chi_limit", "cpng_per_batch", "sml_blocks", "time_stages", *MEMORY_GRAPH_ATTRS)
+TRAINING_GRAPH_ATTRS = ("cpng_chi_limit", "cpng_per_batch", "sml_blocks", "time_stages", *MEMORY_GRAPH_ATTRS)
 
 
 @prop("no-aux", "no aux nodes, aux outputs or training annotations remain")
