@@ -91,7 +91,8 @@ def main(argv=None) -> None:
     nets = {"resnet18": SHAPES["resnet18"]} if args.quick else SHAPES
     print(f"device {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, float32, "
           f"T={args.T}, batch {args.batch}, training mode, fwd+bwd (x, weight, bias), median of {repeats}")
-    head = f"{'network':<9} {'C':>4} {'HxW':>6}  {'backend':<7} {'fused ms':>9} {'BN+lif ms':>10} {'BN+SJ ms':>9} {'fused/unfused':>14}"
+    head = (f"{'network':<9} {'C':>4} {'HxW':>6}  {'backend':<7} {'fused ms':>9} {'BN+lif ms':>10} {'BN+SJ ms':>9} "
+            f"{'fused/unfused':>14}")
     print(head)
     print("-" * len(head))
     ratios = {b: [] for b in backends}

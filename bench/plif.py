@@ -164,7 +164,8 @@ def main(argv=None) -> None:
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, float32, "
           f"surrogate {SURROGATE}, decay_input, hard reset, median of {repeats}")
     print(f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s; bytes that must move = 7*T*N*4")
-    head = f"{'T':>3} {'N':>9}  {'method':<18} {'fwd+bwd ms':>10} {'x snnc':>7} {'GB/s':>6} {'floor ms':>8} {'x floor':>7}"
+    head = (f"{'T':>3} {'N':>9}  {'method':<18} {'fwd+bwd ms':>10} {'x snnc':>7} {'GB/s':>6} {'floor ms':>8} "
+            f"{'x floor':>7}")
     print(head)
     print("-" * len(head))
     for T in Ts:

@@ -17,8 +17,8 @@ Each network (models/*.snn; 3x32x32, T=4, batch 8, SGD with momentum) is trained
   ResNet-18, kernels 7-5-3, 256 channels, as its training script), cross-entropy on its
   time-averaged output plus each module's; its LIF is a Python loop over T.
 
-The contenders take turns within each repeat, in an order that rotates (medians; ratios against snnc tet of the same run;
-on a shared machine compare ratios). "saved MiB" are the activations autograd keeps (distinct
+The contenders take turns within each repeat, in an order that rotates (medians; ratios against
+snnc tet of the same run; on a shared machine compare ratios). "saved MiB" are the activations autograd keeps (distinct
 storages, parameters left out, bench/memory.py's count); "peak MiB" is, on CUDA, the allocator's
 peak above the weights during a step and, on the CPU with --peak, the peak resident set of two
 steps above the built model and inputs (optimizer state and library workspaces included), each
@@ -26,7 +26,7 @@ contender in a fresh process. The profile splits a step's CPU time (torch.profil
 times attributed to the nearest conv / BN / optimizer region above them, the rest "neuron+other":
 snnc's fused BN+LIF counts there, its BN included). With --load N, N busy processes run beside
 the measurement, a shared machine's load; a CPU step at 2 threads should stay within 1.5x of
-1 thread then.
+1 thread then. OpenMP is set up as in the generated train.py (snnc/runtime/openmp.py).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import snnc.runtime.openmp  # noqa: F401  (before torch, as in train.py)
 import torch
 import torch.nn.functional as F
 
@@ -49,7 +50,8 @@ from snnc import losses
 
 ROOT = Path(__file__).resolve().parent.parent
 SM_ARGS = dict(sb_places=[3, 3], sb_kernels=[[7, 5, 3]] * 2, sb_pads=256)  # modules after blocks 3 and 6
-AUTHORS = {"resnet18": ("models.ResNet", "ResNet18", "ResNet_SB18"), "resnet19": ("models.ResNet19", "ResNet19", "ResNet_SB19")}
+AUTHORS = {"resnet18": ("models.ResNet", "ResNet18", "ResNet_SB18"),
+           "resnet19": ("models.ResNet19", "ResNet19", "ResNet_SB19")}
 CATEGORIES = (("optimizer", ("optimizer",)), ("conv", ("conv",)), ("BN", ("batch_norm", "batchnorm")))
 
 
@@ -130,10 +132,6 @@ def cuda_peak(contender: Contender) -> float:
     contender.step()
     sync("cuda")
     return (torch.cuda.max_memory_allocated() - base) / 2**20
-
-
-def measure(contenders: dict, repeats: int, device: str) -> dict:
-    return interleaved_ms({name: c.step for name, c in contenders.items()}, repeats, device)
 
 
 def _spin(stop) -> None:
@@ -239,7 +237,7 @@ def run(args) -> None:
         for n in threads:
             if device == "cpu":
                 torch.set_num_threads(n)
-            ms = measure(contenders, args.repeats, device)
+            ms = interleaved_ms({name: c.step for name, c in contenders.items()}, args.repeats, device)
             by_threads.setdefault(net, {})[n] = ms
             for name, c in contenders.items():
                 line = (f"{net:<9} {n:>3}  {name:<18} {ms[name]:>8.1f} {ms[name] / ms['snnc tet']:>10.3f} "

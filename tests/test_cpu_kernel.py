@@ -76,7 +76,8 @@ def test_bn_lif_cpu_kernel(training, dtype):
         plain = bn_lif(x, weight, bias, *[s.clone() for s in stats], backend="cpu",
                        **{k: v for k, v in kwargs.items() if k != "mask_p"})
         assert torch.equal(plain, ref)
-        for a, b in zip(torch.autograd.grad(plain, (x, weight, bias), g), torch.autograd.grad(ref, (x, weight, bias), g)):
+        grads = zip(torch.autograd.grad(plain, (x, weight, bias), g), torch.autograd.grad(ref, (x, weight, bias), g))
+        for a, b in grads:
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item())
 
 
@@ -238,7 +239,8 @@ def test_bn_lif_cpu_kernel_every_unit_layout_against_batchnorm_then_reference(sp
     bn_args = dict(training=training, momentum=0.1, eps=1e-5, scale=0.7)
     mine = [s.clone() for s in running]
     spikes = bn_lif(x, weight, bias, *mine, backend="cpu", **bn_args, **lif_kwargs)
-    ref, ref_running = bn_then_reference(x, weight, bias, [s.clone() for s in running], lif_kwargs=lif_kwargs, **bn_args)
+    ref, ref_running = bn_then_reference(x, weight, bias, [s.clone() for s in running], lif_kwargs=lif_kwargs,
+                                         **bn_args)
     assert torch.equal(spikes, ref) and 0.1 < spikes.mean().item() < 0.9
     for a, b in zip(mine, ref_running):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -87,3 +87,22 @@ def test_threads_are_set_deliberately(monkeypatch):
         assert set_threads(args) == 3 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_train_py_sets_openmp_up_before_torch_and_keeps_the_users_setting(tmp_path):
+    import os
+
+    from snnc.compiler import compile_to
+
+    for loop in ("trainer", "inline"):
+        compile_to("models/digits.snn", "tet", tmp_path / loop, loop=loop)
+        lines = (tmp_path / loop / "train.py").read_text().splitlines()
+        imports = [i for i, line in enumerate(lines) if line.startswith(("import ", "from "))]
+        assert lines[imports[0]].startswith("import snnc.runtime.openmp"), loop
+    probe = "import snnc.runtime.openmp, os, torch; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "10000"
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "GOMP_SPINCOUNT": "7"}, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "7"

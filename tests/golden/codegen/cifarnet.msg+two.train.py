@@ -8,6 +8,7 @@
     python train.py --data digits --epochs 10    # the same as: snnc train <this folder> ...
     torchrun --nproc_per_node=2 train.py ...     # data parallel (gloo on CPU, nccl on CUDA)
 """
+import snnc.runtime.openmp  # noqa: F401  (before torch: how waiting OpenMP threads behave)
 import importlib.util
 import sys
 from pathlib import Path
