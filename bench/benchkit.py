@@ -52,6 +52,13 @@ def interleaved_ms(methods: dict, repeats: int, device: str = "cpu", warmup: int
     return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 
+def copy_bandwidth(nbytes: int, device: str) -> float:
+    """Bytes per second of dst.copy_(src) (read + write counted): the memory floor's bandwidth."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() * 4 / (interleaved_ms({"copy": lambda: dst.copy_(src)}, 7, device, warmup=1)["copy"] / 1e3)
+
+
 def status_kib(field: str) -> int:
     """A field of /proc/self/status in KiB (Linux): VmRSS, VmHWM, ..."""
     with open("/proc/self/status") as f:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ import torch
 
 from snnc.ops import lif
 from snnc.ops.reference import lif_reference
-from benchkit import reexec_reusing_freed_memory, reset_peak_rss, status_kib
+from benchkit import copy_bandwidth, interleaved_ms, reexec_reusing_freed_memory, reset_peak_rss, status_kib
 
 SURROGATE = "sigmoid(alpha=4.0)"  # SpikingJelly's default surrogate, so every method computes the same
 LIF_ARGS = dict(decay=0.5, vth=1.0, reset="hard", surrogate=SURROGATE)
@@ -85,28 +84,6 @@ def fwd_bwd(fn, x, grad):
     return gx
 
 
-def sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_ms(methods: dict, x, grad, repeats: int, device: str) -> dict:
-    """Median fwd+bwd milliseconds per method; the methods take turns within each repeat,
-    so load from other processes on a shared machine hits all of them alike."""
-    for fn in methods.values():
-        for _ in range(2):
-            fwd_bwd(fn, x, grad)
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            sync(device)
-            start = time.perf_counter()
-            fwd_bwd(fn, x, grad)
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
-
-
 def saved_bytes(fn, x) -> int:
     """Bytes of distinct storages autograd keeps for backward."""
     storages = {}
@@ -119,20 +96,6 @@ def saved_bytes(fn, x) -> int:
         out = fn(x.detach().requires_grad_())
     del out
     return sum(storages.values())
-
-
-def copy_bandwidth(nbytes: int, device: str) -> float:
-    """Bytes per second of dst.copy_(src) (read + write counted)."""
-    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
-    dst = torch.empty_like(src)
-    times = []
-    for _ in range(7):
-        sync(device)
-        start = time.perf_counter()
-        dst.copy_(src)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * src.numel() * 4 / statistics.median(times)
 
 
 def cuda_peak(fn, x, grad) -> float:
@@ -255,7 +218,8 @@ def main(argv=None) -> None:
             must_move = 6 * T * N * 4
             floor_ms = must_move / bandwidth * 1e3
             base_ms = base_mem = None
-            times = median_ms(methods, x, grad, repeats, device)
+            times = interleaved_ms({k: (lambda f=f: fwd_bwd(f, x, grad)) for k, f in methods.items()}, repeats,
+                                   device)
             for name, fn in methods.items():
                 ms = times[name]
                 peak = None

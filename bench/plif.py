@@ -22,14 +22,12 @@ freed memory is reused (unless --default-malloc).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from snnc.ops.config import make_config
 from snnc.runtime.plif import initial_w, plif_reference, run_plif
-from benchkit import reexec_reusing_freed_memory
+from benchkit import copy_bandwidth, interleaved_ms, reexec_reusing_freed_memory
 
 SURROGATE = "sigmoid(alpha=4.0)"
 CFG = make_config(decay=0.5, vth=1.0, reset="hard", decay_input=True, surrogate=SURROGATE)
@@ -92,38 +90,6 @@ def fwd_bwd(fn, x, w, grad):
     return torch.autograd.grad(fn(x, w), (x, w), grad)
 
 
-def sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_ms(methods: dict, x, grad, repeats: int, device: str) -> dict:
-    ws = {name: weights(fn, device) for name, fn in methods.items()}
-    for name, fn in methods.items():
-        for _ in range(2):
-            fwd_bwd(fn, x, ws[name], grad)
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            sync(device)
-            start = time.perf_counter()
-            fwd_bwd(fn, x, ws[name], grad)
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
-
-
-def copy_bandwidth(nbytes: int, device: str) -> float:
-    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
-    dst = torch.empty_like(src)
-    times = []
-    for _ in range(7):
-        sync(device)
-        start = time.perf_counter()
-        dst.copy_(src)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * src.numel() * 4 / statistics.median(times)
 
 
 def agreement(methods, x, grad, device) -> str:
@@ -174,7 +140,9 @@ def main(argv=None) -> None:
             n = x[0].numel()
             must_move = 7 * T * n * 4
             floor_ms = must_move / bandwidth * 1e3
-            times = median_ms(methods, x, grad, repeats, device)
+            ws = {name: weights(fn, device) for name, fn in methods.items()}
+            times = interleaved_ms({k: (lambda f=f, w=ws[k]: fwd_bwd(f, x, w, grad)) for k, f in methods.items()},
+                                   repeats, device)
             base = times["snnc"]
             for name, ms in times.items():
                 print(f"{T:>3} {n:>9}  {name:<18} {ms:>10.2f} {ms / base:>7.2f} {must_move / ms / 1e6:>6.1f} "

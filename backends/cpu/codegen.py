@@ -17,8 +17,9 @@ from snnc.backends.triton.hooks import surrogate_param_loads
 from snnc.backends.triton.spec import DTYPES, LifSpec
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+# The one environment of every C template here (LIF, PLIF, BN statistics, spike bits).
+ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 REALS = {"float32": "float", "float64": "double"}
 BLOCK = 4096  # neurons per block (16 KiB rows in float32): its state stays in L1/L2 while the time loop runs
 
@@ -27,12 +28,18 @@ def kernel_name(spec: LifSpec) -> str:
     parts = ["lif_cpu", spec.reset, "decayinput" if spec.decay_input else "decay"]
     if spec.fused_bn:
         parts.append("bn")
-    parts.append(spec.surrogate)
+    return "_".join(parts + variant_parts(spec))
+
+
+def variant_parts(spec: LifSpec) -> list[str]:
+    """The end of a kernel's name, shared by the LIF and PLIF kernels: surrogate, reset gradient,
+    mask, dtype."""
+    parts = [spec.surrogate]
     if spec.detach_reset:
         parts.append("detach")
     if spec.masked:
         parts.append("mask_rescale" if spec.rescale else "mask")
-    return "_".join(parts + [DTYPES[spec.dtype]])
+    return parts + [DTYPES[spec.dtype]]
 
 
 def context(spec: LifSpec) -> dict:
@@ -66,4 +73,4 @@ def context(spec: LifSpec) -> dict:
 @functools.lru_cache(maxsize=256)
 def render(spec: LifSpec) -> str:
     """The C source of the forward and backward kernels of `spec` (T is a runtime value)."""
-    return _ENV.get_template("lif_cpu.c.jinja").render(context(spec))
+    return ENV.get_template("lif_cpu.c.jinja").render(context(spec))

@@ -11,32 +11,22 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from pathlib import Path
 
-import jinja2
 import torch
 
 from snnc.backends import lif_math
 from snnc.backends.cpu import build
-from snnc.backends.cpu.codegen import BLOCK, REALS
+from snnc.backends.cpu.codegen import BLOCK, ENV, REALS, variant_parts
 from snnc.backends.triton.hooks import surrogate_param_loads
-from snnc.backends.triton.spec import DTYPES, LifSpec
+from snnc.backends.triton.spec import LifSpec
 from snnc.ops.config import LifConfig
 from snnc.ops.mask import CHUNK, uniform_block_torch
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent / "templates")),
-                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                          keep_trailing_newline=True, autoescape=False)
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 
 def kernel_name(spec: LifSpec) -> str:
-    parts = ["plif_cpu", spec.reset, "decayinput" if spec.decay_input else "decay", spec.surrogate]
-    if spec.detach_reset:
-        parts.append("detach")
-    if spec.masked:
-        parts.append("mask_rescale" if spec.rescale else "mask")
-    return "_".join(parts + [DTYPES[spec.dtype]])
+    return "_".join(["plif_cpu", spec.reset, "decayinput" if spec.decay_input else "decay"] + variant_parts(spec))
 
 
 def context(spec: LifSpec) -> dict:
@@ -71,7 +61,7 @@ def context(spec: LifSpec) -> dict:
 @functools.lru_cache(maxsize=256)
 def render(spec: LifSpec) -> str:
     """The C source of the PLIF forward and backward kernels of `spec` (T is a runtime value)."""
-    return _ENV.get_template("plif_cpu.c.jinja").render(context(spec))
+    return ENV.get_template("plif_cpu.c.jinja").render(context(spec))
 
 
 @functools.lru_cache(maxsize=256)
