@@ -30,6 +30,7 @@ SURROGATE = "sigmoid(alpha=4.0)"  # SpikingJelly's default surrogate
 LIF_ARGS = dict(decay=0.5, vth=1.0, reset="hard", surrogate=SURROGATE)
 # (C, H) of the 3x3 convolutions' outputs: resnet18 (CIFAR stem) and resnet19
 PAIR = ("fused bn_lif", "BatchNorm + lif")
+NO_COMPILER = "torch, no cc"
 SHAPES = {"resnet18": [(64, 32), (128, 16), (256, 8), (512, 4)], "resnet19": [(128, 32), (256, 16), (512, 8)]}
 
 
@@ -42,15 +43,20 @@ def layer(C: int, device: str):
 
 
 def make_methods(backend: str, C: int, device: str) -> dict:
-    """name -> fn(x) returning spikes [T, B, C, H, W] and the parameters to differentiate."""
+    """name -> fn(x) returning spikes [T, B, C, H, W] and the parameters to differentiate. Backend
+    "torch, no cc" is the PyTorch path with torch's statistics (`without_c_statistics`)."""
     bn = layer(C, device)
+    engine = backend.split(",")[0]
 
     def fused(x):
         return bn_lif(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, training=True, momentum=0.1,
-                      eps=bn.eps, backend=backend, **LIF_ARGS)
+                      eps=bn.eps, backend=engine, **LIF_ARGS)
+
+    if backend == NO_COMPILER:
+        fused = without_c_statistics(fused)
 
     def unfused(x):
-        return lif(bn(x.flatten(0, 1)).view(x.shape), backend=backend, **LIF_ARGS)
+        return lif(bn(x.flatten(0, 1)).view(x.shape), backend=engine, **LIF_ARGS)
 
     methods = {"fused bn_lif": fused, "BatchNorm + lif": unfused}
     try:
@@ -66,6 +72,22 @@ def make_methods(backend: str, C: int, device: str) -> dict:
 
     methods["BatchNorm + SpikingJelly"] = spikingjelly
     return methods, bn
+
+
+def without_c_statistics(fn):
+    """fn with the batch statistics taken by torch ops, as on a machine without a C compiler (where
+    "auto" runs the PyTorch path): snnc.backends.cpu.bn answers None while fn runs."""
+    from snnc.backends.cpu import bn as cpu_bn
+
+    def run(x):
+        saved = cpu_bn.batch_stats, cpu_bn.batch_stats_folded
+        cpu_bn.batch_stats = cpu_bn.batch_stats_folded = lambda *args, **kwargs: None
+        try:
+            return fn(x)
+        finally:
+            cpu_bn.batch_stats, cpu_bn.batch_stats_folded = saved
+
+    return run
 
 
 def step(fn, bn, x, grad):
@@ -87,11 +109,11 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (5 if args.quick else 11)
-    backends = ["cpu", "torch"] if args.device == "cpu" else ["triton"]
+    backends = ["cpu", "torch", NO_COMPILER] if args.device == "cpu" else ["triton"]
     nets = {"resnet18": SHAPES["resnet18"]} if args.quick else SHAPES
     print(f"device {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, float32, "
           f"T={args.T}, batch {args.batch}, training mode, fwd+bwd (x, weight, bias), median of {repeats}")
-    head = (f"{'network':<9} {'C':>4} {'HxW':>6}  {'backend':<7} {'fused ms':>9} {'BN+lif ms':>10} {'BN+SJ ms':>9} "
+    head = (f"{'network':<9} {'C':>4} {'HxW':>6}  {'backend':<12} {'fused ms':>9} {'BN+lif ms':>10} {'BN+SJ ms':>9} "
             f"{'fused/unfused':>14}")
     print(head)
     print("-" * len(head))
@@ -115,7 +137,7 @@ def main(argv=None) -> None:
                 ratio = ms["fused bn_lif"] / ms["BatchNorm + lif"]
                 ratios[backend].append(ratio)
                 sj = ms.get("BatchNorm + SpikingJelly")
-                print(f"{net:<9} {C:>4} {f'{H}x{H}':>6}  {backend:<7} {ms['fused bn_lif']:>9.2f} "
+                print(f"{net:<9} {C:>4} {f'{H}x{H}':>6}  {backend:<12} {ms['fused bn_lif']:>9.2f} "
                       f"{ms['BatchNorm + lif']:>10.2f} {'-' if sj is None else f'{sj:.2f}':>9} {ratio:>14.3f}")
     for backend, rs in ratios.items():
         print(f"{backend}: fused/unfused median {statistics.median(rs):.3f}, worst {max(rs):.3f} (target <= 0.8)")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from snnc.diagnostics import SnncError
-from snnc.ops import bn_lif, mask, torch_engine
+from snnc.ops import bn_lif, lif, mask, torch_engine
 from test_ops_cases import reference
 
 
@@ -102,3 +102,68 @@ def test_bn_lif_bad_arguments(args, message):
     call.update(args)
     with pytest.raises(SnncError, match=message):
         bn_lif(call.pop("x"), *call.values(), training=True, momentum=0.1, eps=1e-5)
+
+
+@pytest.mark.parametrize("c_statistics", [True, False], ids=["with-cc", "no-cc"])
+def test_torch_path_runs_batchnorm_then_lif_without_the_c_statistics(c_statistics, monkeypatch):
+    """Without the C statistics kernel the fused loop loses to torch's BatchNorm then lif on the
+    PyTorch path (bench/bn_lif.py, "torch, no cc"), so the layer runs as exactly that."""
+    from snnc.backends.cpu import bn as cpu_bn
+
+    if not c_statistics:
+        monkeypatch.setattr(cpu_bn, "library", lambda dtype: None)
+    elif cpu_bn.library(torch.float32) is None:
+        pytest.skip("no C compiler here")
+    prologues = []
+    forward = torch_engine.forward
+    monkeypatch.setattr(torch_engine, "forward", lambda x2d, cfg, bn=None, store_h=True:
+                        prologues.append(bn) or forward(x2d, cfg, bn, store_h))
+    x, weight, bias, running, grad_out = (t.float() if isinstance(t, torch.Tensor) else [r.float() for r in t]
+                                          for t in make_case((4, 3, 6, 5, 5)))
+    x, weight, bias = (t.detach().requires_grad_() for t in (x, weight, bias))
+    mine = [r.clone() for r in running]
+    spikes = bn_lif(x, weight, bias, *mine, training=True, momentum=0.1, eps=1e-5, scale=0.7, backend="torch")
+    assert len(prologues) == 1 and (prologues[0] is not None) == c_statistics
+    bn = torch.nn.BatchNorm2d(6, momentum=0.1, eps=1e-5)
+    with torch.no_grad():
+        bn.weight.copy_(weight * 0.7)
+        bn.bias.copy_(bias)
+        bn.running_mean.copy_(running[0])
+        bn.running_var.copy_(running[1])
+    want = lif(bn(x.flatten(0, 1)).view(x.shape), backend="torch")
+    if not c_statistics:
+        assert torch.equal(spikes, want)
+        torch.testing.assert_close(mine, [bn.running_mean, bn.running_var], rtol=0, atol=0)
+    assert 0.1 < spikes.mean().item() < 0.9
+    gx, gw, gb = torch.autograd.grad(spikes, (x, weight, bias), grad_out)
+    wx, wbn, wb = torch.autograd.grad(want, (x, bn.weight, bn.bias), grad_out)
+    torch.testing.assert_close(gx, wx, rtol=1e-4, atol=1e-4 * wx.abs().max().item())
+    torch.testing.assert_close(gw, wbn * 0.7, rtol=1e-4, atol=1e-4 * wbn.abs().max().item())
+    torch.testing.assert_close(gb, wb, rtol=1e-4, atol=1e-4 * wb.abs().max().item())
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["running", "batch"])
+def test_folded_factors_are_the_float64_fold_rounded_once(training):
+    """The per-channel a and b of y = x*a + b are those snnc.export folds into the deployed weights
+    (float64, rounded once): in eval mode bit for bit; with batch statistics from the C kernel's
+    double sums, to the last bit of float32."""
+    from snnc.ops.function import bn_stats
+
+    gen = torch.Generator().manual_seed(3)
+    C = 64
+    x = torch.randn(4, 5, C, 3, 3, generator=gen) * 3 + 1
+    weight, bias = torch.rand(C, generator=gen) + 0.5, torch.randn(C, generator=gen)
+    running = [torch.randn(C, generator=gen), torch.rand(C, generator=gen) + 1e-3]
+    st = bn_stats(x, weight, bias, *[r.clone() for r in running], training, 0.1, 1e-5, 0.7)
+    if training:
+        x64 = x.double().transpose(0, 2).reshape(C, -1)
+        mean, var = x64.mean(1), x64.var(1, unbiased=False)
+    else:
+        mean, var = running[0].double(), running[1].double()
+    k = weight.double() * 0.7 / torch.sqrt(var + 1e-5)  # snnc.export.deploy_weights' formula
+    b = bias.double() - mean * k
+    if training:
+        torch.testing.assert_close(st.bn.scale, k.float(), rtol=1.2e-7, atol=0)
+        torch.testing.assert_close(st.bn.shift, b.float(), rtol=1.2e-7, atol=1.2e-7)
+    else:
+        assert torch.equal(st.bn.scale, k.float()) and torch.equal(st.bn.shift, b.float())

@@ -39,8 +39,8 @@ def library(dtype: torch.dtype):
                             "batch statistics of fused BN+LIF layers")
     if lib is None:
         return None
-    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    lib.bn_stats.argtypes = [p, i64, i64, i64, i64, i64, p, p, i32]
+    p, i64, i32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+    lib.bn_stats.argtypes = [p, i64, i64, i64, i64, i64, p, p, i32, p, p, p, p, p, f64, f64, f64]
     lib.bn_stats.restype = i32
     return lib
 
@@ -51,18 +51,50 @@ def threads_for(values: int) -> int:
     return max(1, min(torch.get_num_threads(), values // MIN_VALUES_PER_THREAD))
 
 
-def batch_stats(x2d: torch.Tensor, channels: int, inner: int):
-    """(mean, var) float64 [channels] of x2d [T, N] (N = B*channels*inner, unit stride inside a row,
-    float32 or float64 on the CPU) over T, B and inner; the population variance. None where the
-    kernel cannot run (no compiler, another dtype or device)."""
+def _runs(x2d: torch.Tensor):
+    """The statistics kernel for x2d, or None (no compiler, another dtype or device, strided rows)."""
     if x2d.device.type != "cpu" or x2d.dtype not in _REALS or x2d.stride(-1) != 1:
         return None
-    lib = library(x2d.dtype)
-    if lib is None:
-        return None
+    return library(x2d.dtype)
+
+
+def _call(lib, x2d: torch.Tensor, channels: int, inner: int, fold_args=(None,) * 5 + (0.0, 0.0, 0.0)):
     T, N = x2d.shape
     mean = torch.empty(channels, dtype=torch.float64)
     var = torch.empty(channels, dtype=torch.float64)
     ok = lib.bn_stats(x2d.data_ptr(), x2d.stride(0) if T > 1 else 0, T, N, channels, inner, mean.data_ptr(),
-                      var.data_ptr(), threads_for(T * N))
+                      var.data_ptr(), threads_for(T * N), *fold_args)
     return (mean, var) if ok else None
+
+
+def batch_stats(x2d: torch.Tensor, channels: int, inner: int):
+    """(mean, var) float64 [channels] of x2d [T, N] (N = B*channels*inner, unit stride inside a row,
+    float32 or float64 on the CPU) over T, B and inner; the population variance. None where the
+    kernel cannot run (no compiler, another dtype or device)."""
+    lib = _runs(x2d)
+    return None if lib is None else _call(lib, x2d, channels, inner)
+
+
+def _pointer(t: torch.Tensor | None, dtype: torch.dtype):
+    """t's address for the kernel; False where it cannot take t (another dtype, device or layout)."""
+    if t is None:
+        return None
+    ok = t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous() and t.dim() == 1
+    return t.data_ptr() if ok else False
+
+
+def batch_stats_folded(x2d: torch.Tensor, channels: int, inner: int, running_mean, running_var, weight, bias,
+                       momentum: float, eps: float, scale: float):
+    """`batch_stats`, then what nn.BatchNorm does with them and the fold of docs/methods.md §9, in
+    the same call (templates/bn_stats.c.jinja, `fold`): running_mean/running_var (or None) updated
+    in place; returns [5, channels] in x's dtype: mean, var, rstd, a = weight*scale*rstd and
+    b = bias - mean*a. None where the kernel cannot run, or cannot take the other tensors as they are."""
+    lib = _runs(x2d)
+    if lib is None:
+        return None
+    pointers = [_pointer(t, x2d.dtype) for t in (running_mean, running_var, weight, bias)]
+    if False in pointers:
+        return None
+    folded = torch.empty((5, channels), dtype=x2d.dtype)
+    got = _call(lib, x2d, channels, inner, (folded.data_ptr(), *pointers, momentum, eps, scale))
+    return None if got is None else folded

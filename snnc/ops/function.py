@@ -141,11 +141,32 @@ def channel_stats(x: torch.Tensor, cdt: torch.dtype) -> tuple[torch.Tensor, torc
     return mean, var
 
 
+def _cpu_stats_folded(x, weight, bias, running_mean, running_var, training, momentum, eps, scale):
+    """The batch statistics, running-statistics update and fold in one C call (snnc.backends.cpu.bn)
+    where it runs: training (or no running statistics) on the CPU, x in its compute dtype, outside
+    torch.compile. None elsewhere."""
+    if not (training or running_mean is None) or x.device.type != "cpu" or torch.compiler.is_compiling():
+        return None
+    if x.dtype != compute_dtype(x.dtype):
+        return None
+    from snnc.backends.cpu import bn as cpu_bn
+
+    update = (running_mean, running_var) if training else (None, None)
+    return cpu_bn.batch_stats_folded(time_major(x), x.shape[2], x[0, 0, 0].numel(), *update, weight, bias,
+                                     momentum, eps, scale)
+
+
 def bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale) -> BnStats:
     """Statistics over (T, B, spatial) per channel; updates running stats like torch BatchNorm."""
     C = x.shape[2]
     cdt = compute_dtype(x.dtype)
+    inner = x[0, 0, 0].numel()
     with torch.no_grad():
+        folded = _cpu_stats_folded(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
+        if folded is not None:
+            mean, var, rstd, affine_scale, shift = folded
+            w = weight.detach() if weight is not None else torch.ones(C, dtype=cdt)
+            return BnStats(mean, var, rstd, w, scale, eps, True, BnAffine(affine_scale, shift, C, inner))
         if training or running_mean is None:
             mean, var = channel_stats(x, cdt)
             if training and running_mean is not None:
@@ -155,15 +176,22 @@ def bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps
                 running_var.mul_(1.0 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
             batch_stats = True
         else:
-            mean, var = running_mean.to(cdt), running_var.to(cdt)
+            mean, var = running_mean, running_var
             batch_stats = False
-        rstd = torch.rsqrt(var + eps)
+        rstd, affine_scale, shift = fold(mean, var, weight, bias, eps, scale, cdt)
         w = weight.detach().to(cdt) if weight is not None else torch.ones(C, dtype=cdt, device=x.device)
-        b = bias.detach().to(cdt) if bias is not None else torch.zeros(C, dtype=cdt, device=x.device)
-        affine_scale = w * (scale * rstd)
-        shift = b - mean * affine_scale
-    inner = x[0, 0, 0].numel()
-    return BnStats(mean, var, rstd, w, scale, eps, batch_stats, BnAffine(affine_scale, shift, C, inner))
+    return BnStats(mean.to(cdt), var.to(cdt), rstd, w, scale, eps, batch_stats, BnAffine(affine_scale, shift, C, inner))
+
+
+def fold(mean, var, weight, bias, eps: float, scale: float, cdt: torch.dtype):
+    """(rstd, a, b) [C] in `cdt` with y = x * a + b the BN of docs/methods.md §9: computed in float64
+    and rounded once, as the C statistics kernel's `fold` and snnc.export's folding do, so the
+    trained model in eval mode and its deployed copy share their per-channel factors bit for bit."""
+    mean, var = mean.to(torch.float64), var.to(torch.float64)
+    root = torch.sqrt(var + eps)
+    a = (weight.detach().to(torch.float64) * scale if weight is not None else torch.full_like(var, scale)) / root
+    b = (bias.detach().to(torch.float64) if bias is not None else torch.zeros_like(var)) - mean * a
+    return (1.0 / root).to(cdt), a.to(cdt), b.to(cdt)
 
 
 def keeps_h(engine, dtype: torch.dtype, cfg: LifConfig) -> bool:
@@ -171,6 +199,23 @@ def keeps_h(engine, dtype: torch.dtype, cfg: LifConfig) -> bool:
     `torch_engine.bn_lif_keeps_h`) instead of recomputing h from x in its backward kernel."""
     own = getattr(engine, "bn_lif_keeps_h", None)
     return bool(own is not None and own(dtype, cfg))
+
+
+def fusion_loses(engine, x: torch.Tensor, cfg: LifConfig) -> bool:
+    """Whether a fused BN+LIF layer is slower here than torch's BatchNorm followed by `lif`, and so
+    runs as that: on the PyTorch path (`keeps_h`) without the C statistics kernel (no C compiler).
+    There the fused loop only adds work to torch's own BN (bench/bn_lif.py, "torch, no cc":
+    1.0-1.2x); with the C statistics it wins (docs/kernels.md, "bn_lif")."""
+    if x.device.type != "cpu" or not keeps_h(engine, x.dtype, cfg):
+        return False
+    from snnc.backends.cpu import bn as cpu_bn
+
+    if cpu_bn.library(compute_dtype(x.dtype)) is not None:
+        return False
+    from snnc.backends.cpu import build
+
+    build.note("fused BN+LIF layers run as torch's BatchNorm then lif: without a C compiler that is faster")
+    return True
 
 
 class BnLifFunction(torch.autograd.Function):

@@ -7,7 +7,8 @@ import torch
 from snnc.diagnostics import SnncError
 from snnc.ops import library
 from snnc.ops.config import DEFAULT_DECAY, LifConfig, check_backend, check_input, make_config, surrogate_params
-from snnc.ops.function import BnLifFunction, LifFunction, bn_stats, engine_for, record_stats, run_no_grad
+from snnc.ops.function import (BnLifFunction, LifFunction, bn_stats, engine_for, fusion_loses, record_stats,
+                               run_no_grad)
 from snnc.ops.mask import keep_mask_torch, mask_key_seed
 from snnc.ops.reference import lif_reference
 
@@ -136,7 +137,7 @@ def run_bn_lif(x, weight, bias, running_mean, running_var, training: bool, momen
     spikes: its backward recomputes h from x anyway, and the output is never read."""
     _check_bn_args(x, weight, bias, running_mean, running_var)
     if backend == "reference":
-        y = _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
+        y = _bn_torch(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
         return run_lif(y, cfg, sg_params, seed, mask_key, backend, stats)
     mask = _mask(seed, mask_key, cfg.masked)
     sg = surrogate_params(cfg, sg_params, x.device)
@@ -144,6 +145,9 @@ def run_bn_lif(x, weight, bias, running_mean, running_var, training: bool, momen
         return library.call_bn_lif(x, weight, bias, running_mean, running_var, training, momentum, eps, scale, cfg,
                                    sg, mask, backend, stats)
     engine = engine_for(x, backend)
+    if fusion_loses(engine, x, cfg):
+        y = _bn_torch(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
+        return run_lif(y, cfg, sg_params, seed, mask_key, backend, stats, replay)
     st = bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
     wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if not wants_grad:
@@ -151,16 +155,12 @@ def run_bn_lif(x, weight, bias, running_mean, running_var, training: bool, momen
     return BnLifFunction.apply(x, weight, bias, sg, cfg, engine, mask, st, stats, replay)
 
 
-def _bn_reference(x, weight, bias, running_mean, running_var, training, momentum, eps, scale):
-    """Unfused BatchNorm over the merged T*B batch with the tdBN factor (torch's own BN)."""
-    T, B = x.shape[:2]
-    merged = x.reshape(T * B, *x.shape[2:])
-    xhat = torch.nn.functional.batch_norm(merged, running_mean, running_var, None, None,
-                                          training or running_mean is None, momentum, eps)
-    y = scale * xhat
-    shape = (1, -1) + (1,) * (x.dim() - 3)
-    if weight is not None:
-        y = y * weight.view(shape)
-    if bias is not None:
-        y = y + bias.view(shape)
+def _bn_torch(x, weight, bias, running_mean, running_var, training, momentum, eps, scale):
+    """torch's own BatchNorm over the merged T*B batch, the tdBN factor folded into its weight:
+    y = (weight * scale) * xhat + bias."""
+    T, B, C = x.shape[:3]
+    if scale != 1.0:
+        weight = (weight if weight is not None else torch.ones(C, dtype=x.dtype, device=x.device)) * scale
+    y = torch.nn.functional.batch_norm(x.reshape(T * B, *x.shape[2:]), running_mean, running_var, weight, bias,
+                                       training or running_mean is None, momentum, eps)
     return y.view(x.shape)

@@ -62,6 +62,13 @@ class _BnRows:
         return self.scale[o:o + n1 - n0], self.shift[o:o + n1 - n0]
 
 
+def _normalize_into(out: torch.Tensor, x2d: torch.Tensor, bn: BnAffine) -> None:
+    """out = x * scale[c] + shift[c] over [T, N], the per-channel values broadcast (never expanded)."""
+    shape = (x2d.shape[0], -1, bn.channels, bn.inner)
+    torch.addcmul(bn.shift.view(bn.channels, 1), x2d.reshape(shape), bn.scale.view(bn.channels, 1),
+                  out=out.view(shape))
+
+
 def _bn_block(rows: _BnRows | None, n0: int, n1: int):
     return None if rows is None else rows.block(n0, n1)
 
@@ -112,6 +119,10 @@ def forward(x2d: torch.Tensor, cfg: LifConfig, bn: BnAffine | None = None, store
     spikes = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device)
     h = torch.empty((T, N), dtype=x2d.dtype, device=x2d.device) if store_h else None
     ws = _workspace(4, min(N, CHUNK), compute_dtype(x2d.dtype), x2d.device)
+    if bn is not None and h is not None and x2d.dtype == compute_dtype(x2d.dtype):
+        # One broadcast op writes the BN output into h's storage; the loop then updates h in place.
+        _normalize_into(h, x2d, bn)
+        x2d, bn = h, None
     rows = None if bn is None else _BnRows(bn, min(N, CHUNK))
     for n0, n1 in _blocks(N):
         _forward_block(x2d[:, n0:n1], cfg, _bn_block(rows, n0, n1), spikes[:, n0:n1],
