@@ -3,16 +3,16 @@
     python bench/bn_lif.py --threads 1      # ResNet-18/19 layer shapes, T=4, batch 8
     python bench/bn_lif.py --threads 2 --quick
 
-For each backend that runs here (on the CPU: "cpu", the generated C kernel, and "torch", the
-PyTorch path; on CUDA: "triton") and each layer shape [T, B, C, H, W] of the zoo's ResNets, the
+For each backend that runs here (on the CPU: "cpu", the generated C kernel, "torch", the PyTorch
+path, and "torch, no cc", the PyTorch path as it runs without a C compiler; on CUDA: "triton") and
+each layer shape [T, B, C, H, W] of the zoo's ResNets, the
 median time of: the fused op; torch's BatchNorm2d (training mode, on the merged T*B batch) then
 `lif` with the same backend; and BatchNorm2d then SpikingJelly's multi-step LIFNode where it is
 installed (timed beside BatchNorm + lif in a second interleaving and scaled to the first one's
 BatchNorm + lif time: SpikingJelly sweeps the caches, and running it between the fused op and
 BatchNorm + lif would cost the small fused op more, 0.65 -> 0.94 ms against 0.87 -> 1.02 ms at
 512x4x4). Gradients are taken w.r.t. x, the BN weight and bias. "fused/unfused" is the fused time
-over BatchNorm + lif on the same backend: the `fuse-lif` pass fuses only where it is below 1
-(docs/kernels.md, "bn_lif"); the target is 0.8. The methods take turns within each repeat, in an
+over BatchNorm + lif on the same backend; the target is 0.8. The methods take turns within each repeat, in an
 order that rotates from repeat to repeat (benchkit.interleaved_ms).
 """
 
@@ -30,7 +30,10 @@ SURROGATE = "sigmoid(alpha=4.0)"  # SpikingJelly's default surrogate
 LIF_ARGS = dict(decay=0.5, vth=1.0, reset="hard", surrogate=SURROGATE)
 # (C, H) of the 3x3 convolutions' outputs: resnet18 (CIFAR stem) and resnet19
 PAIR = ("fused bn_lif", "BatchNorm + lif")
-NO_COMPILER = "torch, no cc"
+# Backends as they run without a C compiler: what runs there, and (--fused-loop) the fused loop on
+# torch's statistics, which loses to BatchNorm then lif and so does not run there (docs/kernels.md).
+NO_COMPILER, FUSED_LOOP = "torch, no cc", "torch, loop"
+WITHOUT_COMPILER = {NO_COMPILER: ("library",), FUSED_LOOP: ("batch_stats", "batch_stats_folded")}
 SHAPES = {"resnet18": [(64, 32), (128, 16), (256, 8), (512, 4)], "resnet19": [(128, 32), (256, 16), (512, 8)]}
 
 
@@ -44,7 +47,7 @@ def layer(C: int, device: str):
 
 def make_methods(backend: str, C: int, device: str) -> dict:
     """name -> fn(x) returning spikes [T, B, C, H, W] and the parameters to differentiate. Backend
-    "torch, no cc" is the PyTorch path with torch's statistics (`without_c_statistics`)."""
+    WITHOUT_COMPILER's backends run the PyTorch path as without a C compiler (`without_c_statistics`)."""
     bn = layer(C, device)
     engine = backend.split(",")[0]
 
@@ -52,8 +55,8 @@ def make_methods(backend: str, C: int, device: str) -> dict:
         return bn_lif(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, training=True, momentum=0.1,
                       eps=bn.eps, backend=engine, **LIF_ARGS)
 
-    if backend == NO_COMPILER:
-        fused = without_c_statistics(fused)
+    if backend in WITHOUT_COMPILER:
+        fused = without_c_statistics(fused, WITHOUT_COMPILER[backend])
 
     def unfused(x):
         return lif(bn(x.flatten(0, 1)).view(x.shape), backend=engine, **LIF_ARGS)
@@ -74,18 +77,22 @@ def make_methods(backend: str, C: int, device: str) -> dict:
     return methods, bn
 
 
-def without_c_statistics(fn):
-    """fn with the batch statistics taken by torch ops, as on a machine without a C compiler (where
-    "auto" runs the PyTorch path): snnc.backends.cpu.bn answers None while fn runs."""
+def without_c_statistics(fn, attributes):
+    """fn run as on a machine without a C compiler: the `attributes` of snnc.backends.cpu.bn answer
+    None while it runs. ("library": the statistics kernel is missing, so a fused layer runs as
+    torch's BatchNorm then lif; "batch_stats", "batch_stats_folded": only the statistics calls
+    fail, so the fused loop runs on torch's statistics, the variant that fallback replaces.)"""
     from snnc.backends.cpu import bn as cpu_bn
 
     def run(x):
-        saved = cpu_bn.batch_stats, cpu_bn.batch_stats_folded
-        cpu_bn.batch_stats = cpu_bn.batch_stats_folded = lambda *args, **kwargs: None
+        saved = {name: getattr(cpu_bn, name) for name in attributes}
+        for name in attributes:
+            setattr(cpu_bn, name, lambda *args, **kwargs: None)
         try:
             return fn(x)
         finally:
-            cpu_bn.batch_stats, cpu_bn.batch_stats_folded = saved
+            for name, value in saved.items():
+                setattr(cpu_bn, name, value)
 
     return run
 
@@ -102,6 +109,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 11, --quick 5)")
     parser.add_argument("--quick", action="store_true", help="resnet18's shapes only, 5 repeats")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default torch's)")
+    parser.add_argument("--fused-loop", action="store_true",
+                        help=f"CPU: also '{FUSED_LOOP}', the fused loop on torch's statistics (no compiler)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     if args.device == "cpu":
@@ -109,7 +118,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (5 if args.quick else 11)
-    backends = ["cpu", "torch", NO_COMPILER] if args.device == "cpu" else ["triton"]
+    backends = ["cpu", "torch", NO_COMPILER] + [FUSED_LOOP] * args.fused_loop if args.device == "cpu" else ["triton"]
     nets = {"resnet18": SHAPES["resnet18"]} if args.quick else SHAPES
     print(f"device {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, float32, "
           f"T={args.T}, batch {args.batch}, training mode, fwd+bwd (x, weight, bias), median of {repeats}")

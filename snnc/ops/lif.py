@@ -139,15 +139,16 @@ def run_bn_lif(x, weight, bias, running_mean, running_var, training: bool, momen
     if backend == "reference":
         y = _bn_torch(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
         return run_lif(y, cfg, sg_params, seed, mask_key, backend, stats)
-    mask = _mask(seed, mask_key, cfg.masked)
-    sg = surrogate_params(cfg, sg_params, x.device)
-    if torch.compiler.is_compiling():
-        return library.call_bn_lif(x, weight, bias, running_mean, running_var, training, momentum, eps, scale, cfg,
-                                   sg, mask, backend, stats)
-    engine = engine_for(x, backend)
-    if fusion_loses(engine, x, cfg):
+    compiling = torch.compiler.is_compiling()
+    engine = None if compiling else engine_for(x, backend)
+    if not compiling and fusion_loses(engine, x, cfg):
         y = _bn_torch(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
         return run_lif(y, cfg, sg_params, seed, mask_key, backend, stats, replay)
+    mask = _mask(seed, mask_key, cfg.masked)
+    sg = surrogate_params(cfg, sg_params, x.device)
+    if compiling:
+        return library.call_bn_lif(x, weight, bias, running_mean, running_var, training, momentum, eps, scale, cfg,
+                                   sg, mask, backend, stats)
     st = bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
     wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if not wants_grad:
