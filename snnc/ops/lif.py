@@ -121,6 +121,8 @@ def bn_lif(x: torch.Tensor, weight, bias, running_mean, running_var, *, training
     w.r.t. x, weight and bias equal those of BatchNorm followed by `lif`.
     The generated kernels save only x and recompute h in backward; the PyTorch path
     (backend "torch") also keeps h, where recomputing it would cost more than the fusion saves.
+    Without a C compiler the PyTorch path runs it as torch's batch_norm then `lif`, which is
+    faster there (`snnc.ops.function.fusion_loses`).
     """
     check_input(x)
     check_backend(backend)
