@@ -87,8 +87,8 @@ def batch_stats_folded(x2d: torch.Tensor, channels: int, inner: int, running_mea
                        momentum: float, eps: float, scale: float):
     """`batch_stats`, then what nn.BatchNorm does with them and the fold of docs/methods.md §9, in
     the same call (templates/bn_stats.c.jinja, `fold`): running_mean/running_var (or None) updated
-    in place; returns [5, channels] in x's dtype: mean, var, rstd, a = weight*scale*rstd and
-    b = bias - mean*a. None where the kernel cannot run, or cannot take the other tensors as they are."""
+    in place; returns [5, channels] in x's dtype: mean, var, rstd, a = weight*scale/sqrt(var + eps)
+    and b = bias - mean*a. None where the kernel cannot run, or cannot take the other tensors as they are."""
     lib = _runs(x2d)
     if lib is None:
         return None
