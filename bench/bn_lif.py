@@ -102,6 +102,40 @@ def step(fn, bn, x, grad):
     torch.autograd.grad(fn(xx), (xx, bn.weight, bn.bias), grad)
 
 
+def trade_table(device: str, backends: list[str], nets: dict, T: int, batch: int, repeats: int) -> dict:
+    """Print the table (one row per layer shape and backend) and a summary line per backend; returns
+    backend -> fused/unfused ratios. bench/gpu_check.py calls it for Triton on CUDA."""
+    head = (f"{'network':<9} {'C':>4} {'HxW':>6}  {'backend':<12} {'fused ms':>9} {'BN+lif ms':>10} {'BN+SJ ms':>9} "
+            f"{'fused/unfused':>14}")
+    print(head)
+    print("-" * len(head))
+    ratios = {b: [] for b in backends}
+    for net, shapes in nets.items():
+        for C, H in shapes:
+            gen = torch.Generator().manual_seed(C + H)
+            x = (torch.randn(T, batch, C, H, H, generator=gen) * 0.8 + 0.3).to(device)
+            grad = torch.randn(x.shape, generator=gen).to(device)
+            for backend in backends:
+                methods, bn = make_methods(backend, C, device)
+                timed = {k: (lambda f=f: step(f, bn, x, grad)) for k, f in methods.items()}
+                # The pair on its own, then SpikingJelly beside BN + lif: a contender that sweeps the
+                # caches before each call would cost the small fused op more than the unfused pair.
+                ms = interleaved_ms({k: timed[k] for k in PAIR}, repeats, device)
+                if "BatchNorm + SpikingJelly" in timed:
+                    other = interleaved_ms({k: timed[k] for k in ("BatchNorm + lif", "BatchNorm + SpikingJelly")},
+                                           repeats, device)
+                    ms["BatchNorm + SpikingJelly"] = other["BatchNorm + SpikingJelly"] * (
+                        ms["BatchNorm + lif"] / other["BatchNorm + lif"])
+                ratio = ms["fused bn_lif"] / ms["BatchNorm + lif"]
+                ratios[backend].append(ratio)
+                sj = ms.get("BatchNorm + SpikingJelly")
+                print(f"{net:<9} {C:>4} {f'{H}x{H}':>6}  {backend:<12} {ms['fused bn_lif']:>9.2f} "
+                      f"{ms['BatchNorm + lif']:>10.2f} {'-' if sj is None else f'{sj:.2f}':>9} {ratio:>14.3f}")
+    for backend, rs in ratios.items():
+        print(f"{backend}: fused/unfused median {statistics.median(rs):.3f}, worst {max(rs):.3f} (target <= 0.8)")
+    return ratios
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--T", type=int, default=4)
@@ -122,34 +156,7 @@ def main(argv=None) -> None:
     nets = {"resnet18": SHAPES["resnet18"]} if args.quick else SHAPES
     print(f"device {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, float32, "
           f"T={args.T}, batch {args.batch}, training mode, fwd+bwd (x, weight, bias), median of {repeats}")
-    head = (f"{'network':<9} {'C':>4} {'HxW':>6}  {'backend':<12} {'fused ms':>9} {'BN+lif ms':>10} {'BN+SJ ms':>9} "
-            f"{'fused/unfused':>14}")
-    print(head)
-    print("-" * len(head))
-    ratios = {b: [] for b in backends}
-    for net, shapes in nets.items():
-        for C, H in shapes:
-            gen = torch.Generator().manual_seed(C + H)
-            x = (torch.randn(args.T, args.batch, C, H, H, generator=gen) * 0.8 + 0.3).to(args.device)
-            grad = torch.randn(x.shape, generator=gen).to(args.device)
-            for backend in backends:
-                methods, bn = make_methods(backend, C, args.device)
-                timed = {k: (lambda f=f: step(f, bn, x, grad)) for k, f in methods.items()}
-                # The pair on its own, then SpikingJelly beside BN + lif: a contender that sweeps the
-                # caches before each call would cost the small fused op more than the unfused pair.
-                ms = interleaved_ms({k: timed[k] for k in PAIR}, repeats, args.device)
-                if "BatchNorm + SpikingJelly" in timed:
-                    other = interleaved_ms({k: timed[k] for k in ("BatchNorm + lif", "BatchNorm + SpikingJelly")},
-                                           repeats, args.device)
-                    ms["BatchNorm + SpikingJelly"] = other["BatchNorm + SpikingJelly"] * (
-                        ms["BatchNorm + lif"] / other["BatchNorm + lif"])
-                ratio = ms["fused bn_lif"] / ms["BatchNorm + lif"]
-                ratios[backend].append(ratio)
-                sj = ms.get("BatchNorm + SpikingJelly")
-                print(f"{net:<9} {C:>4} {f'{H}x{H}':>6}  {backend:<12} {ms['fused bn_lif']:>9.2f} "
-                      f"{ms['BatchNorm + lif']:>10.2f} {'-' if sj is None else f'{sj:.2f}':>9} {ratio:>14.3f}")
-    for backend, rs in ratios.items():
-        print(f"{backend}: fused/unfused median {statistics.median(rs):.3f}, worst {max(rs):.3f} (target <= 0.8)")
+    trade_table(args.device, backends, nets, args.T, args.batch, repeats)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ eager loop; median times, achieved GB/s (6 T N bytes-per-element moved: x, s, h 
 grad, h, grad_x backward) against the measured copy bandwidth. A contender that fails
 prints a row saying so. Anchor (issue 13): SpikingJelly's Triton LIF on an RTX 4090,
 float16, 0.77 ms at T = 4 and 1.70 ms at T = 16.
+
+(c) The fused BN+LIF op against torch's BatchNorm then `lif` on the Triton engine at the
+ResNet-18/19 layer shapes (bench/bn_lif.py's table; issue 17 asks for <= 0.8).
 """
 
 from __future__ import annotations
@@ -369,6 +372,16 @@ def bench(device: str, smoke: bool, compile_loop: bool, budget_s: float) -> None
             print(f"{row} {ms:.3f} | {gbs:.0f} | {100 * gbs * 1e9 / bandwidth:.0f}% | {ms / base:.2f} |")
     print("\nx snnc: time / snnc's time (higher = snnc faster). Targets (issue 13, H100/H200): "
           ">= 1.2x SpikingJelly-Triton, >= 70% of copy bandwidth.")
+    bn_lif_trade(device, smoke)
+
+
+def bn_lif_trade(device: str, smoke: bool) -> None:
+    """(c) The fused BN+LIF op against BatchNorm then lif on the Triton engine (bench/bn_lif.py's table)."""
+    import bn_lif as bn_lif_bench  # bench/bn_lif.py, beside this script
+
+    nets, batch = ({"tiny": [(8, 4)]}, 2) if smoke else (bn_lif_bench.SHAPES, 8)
+    print(f"\n## fused BN+LIF against BatchNorm then lif, T = 4, batch {batch}, float32, fwd+bwd (x, weight, bias)\n")
+    bn_lif_bench.trade_table(device, ["triton"], nets, 4, batch, 1 if smoke else 20)
 
 
 def main(argv=None) -> int:

@@ -31,6 +31,9 @@ def test_smoke_runs_end_to_end():
     rows = [line for line in out.splitlines() if line.startswith("| 4 | float32 |")]
     assert rows and rows[0].startswith("| 4 | float32 | snnc (Triton) |")
     assert any("eager loop" in row for row in rows) and any("torch.compile loop" in row for row in rows)
+    # the fused BN+LIF trade on the Triton engine (bench/bn_lif.py's table)
+    assert any(line.startswith("tiny         8    4x4  triton ") for line in out.splitlines()), out[-2000:]
+    assert "triton: fused/unfused median" in out
 
 
 def test_without_cuda_and_without_smoke_it_says_what_to_do():
