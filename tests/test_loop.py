@@ -137,3 +137,50 @@ def test_compile_loop_inline_from_the_command_line(tmp_path):
         not in text
     bad = run_snnc("compile", str(ROOT / "models" / "digits.snn"), "--loop", "notebook", "-o", str(tmp_path / "c"))
     assert bad.returncode == 2 and "invalid choice: 'notebook'" in bad.stderr
+
+
+def _inline_module(tmp_path, name="inline"):
+    from snnc.compiler import compile_to
+    import importlib.util
+
+    out = tmp_path / name
+    compile_to(ROOT / "models" / "digits.snn", "tet", out, {"width": "4"}, loop="inline")
+    spec = importlib.util.spec_from_file_location(f"inline_train_{name}", out / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod, out
+
+
+def test_inline_loop_refuses_an_out_that_is_not_its_own_before_any_work(tmp_path, capsys):
+    mod, build_dir = _inline_module(tmp_path)
+    trainer_run = tmp_path / "trainer-run"
+    trainer_run.mkdir()
+    (trainer_run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    checkpoint.save_atomic({"model": {}}, trainer_run / "checkpoint.pt")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("1,2")
+    cases = {trainer_run: "holds a run of the default train.py", build_dir: "holds a build folder",
+             a_file: "is a file", foreign: "files that training did not write"}
+    for out, message in cases.items():
+        before = {p: p.read_bytes() for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file()}
+        assert mod.main(["--data", "digits", "--epochs", "1", "--quiet", "--force", "--out", str(out)]) == 1, out
+        assert message in capsys.readouterr().err, out
+        after = {p: p.read_bytes() for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file()}
+        assert after == before, out
+    with pytest.raises(SystemExit) as exit_:
+        mod.main(["--threads", "0", "--out", str(tmp_path / "new")])
+    assert exit_.value.code == 2 and not (tmp_path / "new").exists()
+
+
+def test_inline_loop_sets_its_threads_and_writes_loadable_weights(tmp_path):
+    mod, _ = _inline_module(tmp_path)
+    run = tmp_path / "run"
+    assert torch.get_num_threads() == 1  # this file's fixture
+    assert mod.main(["--data", "digits", "--epochs", "1", "--quiet", "--threads", "2", "--out", str(run)]) == 0
+    assert torch.get_num_threads() == 2
+    weights = torch.load(run / "weights.pt", weights_only=True)
+    assert "format" not in weights and all(isinstance(v, torch.Tensor) for v in weights.values())
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl", "weights.pt"]  # no temporary file left

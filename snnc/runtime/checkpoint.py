@@ -39,12 +39,21 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def save_atomic(state: dict, path: str | Path) -> None:
-    path = Path(path)
+    _replace_atomically(Path(path), lambda f: _write(f, {"format": FORMAT, **state}))
+
+
+def save_weights_atomic(state_dict: dict, path: str | Path) -> None:
+    """A plain torch.save of a state dict (what train.py --init reads), written like a checkpoint:
+    the file at `path` is the old one or the complete new one, never a part."""
+    _replace_atomically(Path(path), lambda f: torch.save(state_dict, f))
+
+
+def _replace_atomically(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            _write(f, {"format": FORMAT, **state})
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
