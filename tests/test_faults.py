@@ -147,3 +147,23 @@ def test_sigterm_ends_a_run_promptly_in_any_phase(tiny, phase):
     assert not list(out.glob(".checkpoint.pt.tmp-*")) if out.exists() else True
     if phase == "a long first batch":
         assert proc.returncode == 143 and "no batch boundary within 1 s" in err
+
+
+def test_resume_keeps_the_recorded_flags_unless_turned_off(tiny):
+    """--amp changes the arithmetic and --tensorboard what the run writes: a bare --resume keeps the
+    flags the run started with (they are recorded like --lr), --no-FLAG drops one."""
+    pytest.importorskip("tensorboard")
+    mod, tmp, _ = tiny
+    run = tmp / "flags"
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--stop-after", "1", "--tensorboard", "--amp"]) == 0
+    recorded = json.loads((run / "manifest.json").read_text())["train_args"]
+    assert (recorded["tensorboard"], recorded["amp"], recorded["compile"], recorded["sync_bn"]) == (True, True,
+                                                                                                   False, False)
+    event_files = lambda: sorted((run / "tensorboard").glob("events.out.tfevents.*"))  # noqa: E731
+    assert len(event_files()) == 1
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--stop-after", "1"]) == 0
+    assert len(event_files()) == 2  # the resumed invocation logged too
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--no-tensorboard"]) == 0
+    assert len(event_files()) == 2
+    # the run's record stays what it was started with, as for every recorded option
+    assert json.loads((run / "manifest.json").read_text())["train_args"] == recorded

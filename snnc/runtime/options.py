@@ -30,7 +30,7 @@ class TrainSpec:
 # The one set of training defaults (snnc run passes only what it is given): they train the
 # embedded digits demo to about 97% in a few seconds; real runs set --epochs and --lr.
 DEFAULTS = dict(data="digits", epochs=8, batch_size=64, lr=0.01, optimizer="adamw", warmup_epochs=0, seed=0,
-                workers=0)
+                workers=0, amp=False, compile=False, sync_bn=False, tensorboard=False)
 
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -54,17 +54,17 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=None, help="(default: 0.01 for adamw, 5e-4 for sgd)")
     p.add_argument("--warmup-epochs", type=int,
                    help=f"linear warm-up before the cosine schedule (default: {d['warmup_epochs']})")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    p.add_argument("--compile", action="store_true",
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, help="mixed precision (CUDA only; default: off)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
                    help="torch.compile the model (each LIF layer stays one custom op: no graph breaks); "
-                        "the first steps pay the compilation")
+                        "the first steps pay the compilation (default: off)")
     p.add_argument("--seed", type=int, help=f"(default: {d['seed']})")
     p.add_argument("--out", metavar="RUN_DIR", default=None,
                    help=f"run folder: metrics.jsonl, checkpoint.pt (default: runs/{spec.network}-{spec.slug})")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in RUN_DIR from its checkpoint, with the options it was started with "
-                        "(--data, --batch-size, --lr, --optimizer, --weight-decay, --warmup-epochs, --seed, the "
-                        "epochs) unless given again")
+                        "(--data, --batch-size, --lr, --optimizer, --weight-decay, --warmup-epochs, --seed, --amp, "
+                        "--compile, --sync-bn, --tensorboard, the epochs) unless given again")
     p.add_argument("--stop-after", type=int, metavar="N", default=None,
                    help="stop after N epochs of this invocation (checkpointed; continue later with --resume)")
     p.add_argument("--force", action="store_true", help="start over even if RUN_DIR holds a run")
@@ -74,20 +74,23 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of this process (default: the CPUs it may run on, shared among the processes of "
                         "a torchrun on this machine, at most torch's own default)")
-    p.add_argument("--sync-bn", action="store_true", help="synchronise BN statistics across processes (CUDA)")
+    p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction,
+                   help="synchronise BN statistics across processes (CUDA; default: off)")
     p.add_argument("--eval-batch-size", type=int, default=256, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--tensorboard", action="store_true",
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
                    help="also write each epoch's metrics as TensorBoard scalars to RUN_DIR/tensorboard (needs the "
-                        "tensorboard package; without it a note, and training goes on)")
+                        "tensorboard package; without it a note, and training goes on; default: off)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 # The options a run records (its manifest's "train_args"): a resumed run takes them from the run
-# it continues unless they are given again, so that it trains exactly like the uninterrupted run.
+# it continues unless they are given again, so that it trains exactly like the uninterrupted run
+# (the flags too: --amp changes the arithmetic, and --no-amp is how a resumed run drops it).
 RECORDED = {"data": str, "batch_size": int, "lr": (int, float), "optimizer": str,
-            "weight_decay": (int, float, type(None)), "warmup_epochs": int, "seed": int}
+            "weight_decay": (int, float, type(None)), "warmup_epochs": int, "seed": int,
+            "amp": bool, "compile": bool, "sync_bn": bool, "tensorboard": bool}
 
 
 def fill_defaults(args, spec: TrainSpec, recorded: dict | None = None) -> None:
@@ -96,7 +99,7 @@ def fill_defaults(args, spec: TrainSpec, recorded: dict | None = None) -> None:
     A recorded value of the wrong type (an edited manifest) is ignored; the bounds are checked after."""
     d = {**DEFAULTS, **spec.defaults}
     recorded = {k: v for k, v in (recorded or {}).items()
-                if k in RECORDED and isinstance(v, RECORDED[k]) and not isinstance(v, bool)
+                if k in RECORDED and isinstance(v, RECORDED[k]) and (RECORDED[k] is bool or not isinstance(v, bool))
                 and (k != "optimizer" or v in OPTIMIZERS)}
     for name in RECORDED:
         if getattr(args, name) is None:

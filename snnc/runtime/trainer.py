@@ -231,6 +231,7 @@ class Trainer:
             "rng": torch.get_rng_state(), "metrics": self.state.last,
             "world_size": self.world.size, "seed": self.args.seed,
             "params": self.build_params, "schedule": self.schedule(),
+            "grad_scaler": self.scaler.state_dict() if self.scaler else None,
         }
 
     def _save(self, opt, sched, stage: int) -> None:
@@ -268,6 +269,8 @@ class Trainer:
             self.two.correct = correct if self.world.main else torch.zeros_like(correct)
             self.two.count = int(partial[-1]) if self.world.main else 0
         torch.set_rng_state(ck["rng"])
+        if self.scaler and ck.get("grad_scaler"):  # --amp: the loss scale it had reached, not a fresh one
+            self.scaler.load_state_dict(ck["grad_scaler"])
 
     def _repair_metrics(self, epochs_done: int, last: dict) -> None:
         """metrics.jsonl with one line per completed epoch: later and torn lines dropped, the last restored."""
