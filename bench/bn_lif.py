@@ -13,7 +13,8 @@ BatchNorm + lif time: SpikingJelly sweeps the caches, and running it between the
 BatchNorm + lif would cost the small fused op more, 0.65 -> 0.94 ms against 0.87 -> 1.02 ms at
 512x4x4). Gradients are taken w.r.t. x, the BN weight and bias. "fused/unfused" is the fused time
 over BatchNorm + lif on the same backend; the target is 0.8. The methods take turns within each repeat, in an
-order that rotates from repeat to repeat (benchkit.interleaved_ms).
+order that rotates from repeat to repeat (benchkit.interleaved_ms). OpenMP is set up as in the
+generated train.py (snnc/runtime/openmp.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
+import snnc.runtime.openmp  # noqa: F401  (before torch: OpenMP's waiting threads as in train.py)
 import torch
 
 from snnc.ops import bn_lif, lif
