@@ -151,7 +151,8 @@ def test_sigterm_ends_a_run_promptly_in_any_phase(tiny, phase):
 
 def test_resume_keeps_the_recorded_flags_unless_turned_off(tiny):
     """--amp changes the arithmetic and --tensorboard what the run writes: a bare --resume keeps the
-    flags the run started with (they are recorded like --lr), --no-FLAG drops one."""
+    flags (they are recorded like --lr), --no-FLAG drops one, and the record follows the latest
+    invocation's options."""
     pytest.importorskip("tensorboard")
     mod, tmp, _ = tiny
     run = tmp / "flags"
@@ -163,7 +164,38 @@ def test_resume_keeps_the_recorded_flags_unless_turned_off(tiny):
     assert len(event_files()) == 1
     assert mod.main(["--out", str(run), "--resume", "--quiet", "--stop-after", "1"]) == 0
     assert len(event_files()) == 2  # the resumed invocation logged too
-    assert mod.main(["--out", str(run), "--resume", "--quiet", "--no-tensorboard"]) == 0
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--stop-after", "1", "--no-tensorboard"]) == 0
     assert len(event_files()) == 2
-    # the run's record stays what it was started with, as for every recorded option
-    assert json.loads((run / "manifest.json").read_text())["train_args"] == recorded
+    # the record follows the latest invocation: a later bare --resume keeps what was changed
+    recorded = json.loads((run / "manifest.json").read_text())["train_args"]
+    assert (recorded["tensorboard"], recorded["amp"], recorded["batch_size"]) == (False, True, 16)
+
+
+def test_lr_and_weight_decay_given_on_resume_take_effect_where_the_schedule_stands(tiny, capsys):
+    """The checkpoint's optimizer state holds the run's lr and weight decay; given again on --resume
+    they replace them from there on (the cosine continues at its position from the new peak)."""
+    mod, tmp, ref = tiny
+    run = tmp / "retarget"
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--stop-after", "1"]) == 0
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--stop-after", "1", "--lr", "0.01",
+                     "--weight-decay", "0.3"]) == 0
+    assert "peak lr 0.01 (was 0.02), weight decay 0.3 (was 0.01)" in capsys.readouterr().err
+    lrs = [r["lr"] for r in read_metrics(run)]
+    want = [r["lr"] for r in read_metrics(ref)]  # peak 0.02: 0.015 after epoch 1, 0.005 after epoch 2
+    assert lrs[0] == want[0] and lrs[1] == pytest.approx(want[1] / 2)
+    groups = checkpoint.load(run / "checkpoint.pt")["optimizer"]["param_groups"]
+    assert all(g["weight_decay"] == 0.3 for g in groups)
+    assert mod.main(["--out", str(run), "--resume", "--quiet"]) == 0  # a bare resume keeps them
+    assert "peak lr" not in capsys.readouterr().err
+    assert json.loads((run / "manifest.json").read_text())["train_args"]["lr"] == 0.01
+
+
+def test_resume_with_another_optimizer_inside_a_stage_is_refused_before_any_write(tiny, capsys):
+    mod, tmp, _ = tiny
+    run = tmp / "other-optimizer"
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--stop-after", "1"]) == 0
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--optimizer", "sgd"]) == 1
+    err = capsys.readouterr().err
+    assert "--optimizer sgd" in err and "holds adamw's state" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -62,7 +62,7 @@ def make_parser(spec: TrainSpec) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="RUN_DIR", default=None,
                    help=f"run folder: metrics.jsonl, checkpoint.pt (default: runs/{spec.network}-{spec.slug})")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in RUN_DIR from its checkpoint, with the options it was started with "
+                   help="continue the run in RUN_DIR from its checkpoint, with the options it last ran with "
                         "(--data, --batch-size, --lr, --optimizer, --weight-decay, --warmup-epochs, --seed, --amp, "
                         "--compile, --sync-bn, --tensorboard, the epochs) unless given again")
     p.add_argument("--stop-after", type=int, metavar="N", default=None,

@@ -27,9 +27,12 @@ def stages_of(spec: TrainSpec, args) -> list[Stage]:
     return _stages(raw, args.lr)
 
 
-def recorded_stages(schedule: list[dict]) -> list[Stage]:
-    """The stages a run recorded in its checkpoint (`resume` continues them unless --epochs is given)."""
-    return _stages([(s["T"], s["epochs"], s["lr"]) for s in schedule], None)
+def recorded_stages(schedule: list[dict], spec: TrainSpec, lr: float) -> list[Stage]:
+    """The stages a run recorded in its checkpoint (`resume` continues them unless --epochs is given),
+    each at the peak `lr` (this invocation's --lr) unless the recipe's tit stage sets its own."""
+    own = [len(stage) > 2 for stage in spec.stages] if spec.stages else []
+    return _stages([(s["T"], s["epochs"], s["lr"] if i < len(own) and own[i] else lr)
+                    for i, s in enumerate(schedule)], None)
 
 
 def _stages(raw, lr_default) -> list[Stage]:

@@ -142,8 +142,9 @@ class Trainer:
             return None
         ck = checkpoint.load(ckpt)
         self._check_compatible(ck, ckpt)
+        self._check_optimizer(ck, ckpt)
         if self.args.epochs is None and ck.get("schedule"):  # continue the schedule the run started with
-            self.stages = setup.recorded_stages(ck["schedule"])
+            self.stages = setup.recorded_stages(ck["schedule"], self.spec, self.args.lr)
             self.total_epochs = sum(s.epochs for s in self.stages)
         return ck
 
@@ -195,8 +196,14 @@ class Trainer:
     def _write_run_files(self) -> None:
         """RUN_DIR/model.ir and a run manifest (the build's, plus the schedule this run trains).
 
-        A resumed run keeps its own files: they were checked against this build above."""
-        if self.args.resume and (self.out / "model.ir").is_file() and (self.out / "manifest.json").is_file():
+        A resumed run keeps its own files (they were checked against this build above), with the
+        options and data of this invocation recorded: the next bare --resume continues with those."""
+        run_manifest = self.out / "manifest.json"
+        if self.args.resume and (self.out / "model.ir").is_file() and run_manifest.is_file():
+            run = runfolder.read_manifest(run_manifest)
+            latest = {**run, **self._recorded()}
+            if latest != run:
+                runfolder.write_json_atomic(run_manifest, latest)
             return
         ir, manifest = self._build_file("model.ir"), self._build_file("manifest.json")
         if ir is None or manifest is None:
@@ -204,10 +211,14 @@ class Trainer:
         tmp = self.out / f".model.ir.tmp-{os.getpid()}"
         tmp.write_bytes(ir.read_bytes())
         os.replace(tmp, self.out / "model.ir")
-        run = {**runfolder.read_manifest(manifest), "kind": "run", "schedule": self.schedule(),
-               "build_dir": str(self.build_dir), "data": {"spec": self.args.data, "preprocess": self.data.preprocess},
-               "train_args": {name: getattr(self.args, name) for name in RECORDED}}
-        runfolder.write_json_atomic(self.out / "manifest.json", run)
+        run = {**runfolder.read_manifest(manifest), "kind": "run", "build_dir": str(self.build_dir),
+               **self._recorded()}
+        runfolder.write_json_atomic(run_manifest, run)
+
+    def _recorded(self) -> dict:
+        """What a run manifest records of this invocation: its schedule, data and options (RECORDED)."""
+        return {"schedule": self.schedule(), "data": {"spec": self.args.data, "preprocess": self.data.preprocess},
+                "train_args": {name: getattr(self.args, name) for name in RECORDED}}
 
     def _partial_totals(self) -> tuple[list[float], list[float]]:
         """This epoch's running sums and TWO counts so far, summed over ranks (for a checkpoint)."""
@@ -240,6 +251,37 @@ class Trainer:
             checkpoint.save_atomic(self._checkpoint_state(opt, sched, stage, sums, two_partial),
                                    self.out / "checkpoint.pt")
         dist.barrier()
+
+    def _continue_optimizer(self, opt, sched, ck: dict) -> None:
+        """The checkpoint's optimizer and schedule state, with --lr and --weight-decay as this
+        invocation gives them (the state would bring back the values the run had): the cosine
+        continues at its position from the new peak."""
+        lrs, decays = list(sched.base_lrs), [g["weight_decay"] for g in opt.param_groups]
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        changed = []
+        for i, (group, lr, decay) in enumerate(zip(opt.param_groups, lrs, decays)):
+            if sched.base_lrs[i] != lr:
+                changed.append(f"peak lr {lr:g} (was {sched.base_lrs[i]:g})")
+                sched.base_lrs[i] = group["initial_lr"] = lr
+                group["lr"] = lr * sched.lr_lambdas[i](sched.last_epoch)
+            if group["weight_decay"] != decay:
+                changed.append(f"weight decay {decay:g} (was {group['weight_decay']:g})")
+                group["weight_decay"] = decay
+        if changed and self.world.main:
+            print(f"note: resuming with {', '.join(dict.fromkeys(changed))}", file=sys.stderr)
+
+    def _check_optimizer(self, ck: dict, path: Path) -> None:
+        """A resume inside the checkpoint's stage continues its optimizer state: only the same kind can."""
+        if setup.stage_at(self.stages, int(ck["epoch"])) != int(ck["stage"]):
+            return  # a new stage starts a new optimizer
+        try:
+            kind = "adamw" if "betas" in ck["optimizer"]["param_groups"][0] else "sgd"
+        except (KeyError, IndexError, TypeError):
+            return  # a damaged state: the restore reports it
+        if kind != self.args.optimizer:
+            raise SnncError(f"--optimizer {self.args.optimizer}: {path} holds {kind}'s state, which this stage of "
+                            f"the run continues", hint=f"resume with --optimizer {kind} (or without --optimizer)")
 
     def _restore(self, ck: dict) -> None:
         path = self.out / "checkpoint.pt"
@@ -435,8 +477,7 @@ class Trainer:
                     opt = setup.make_optimizer(self.model, self.args, stage.lr)
                     sched = setup.make_scheduler(opt, steps, min(warm, steps))
                     if ck is not None and int(ck["stage"]) == idx:  # resuming inside this stage
-                        opt.load_state_dict(ck["optimizer"])
-                        sched.load_state_dict(ck["scheduler"])
+                        self._continue_optimizer(opt, sched, ck)
                     ck = None
                     if self.world.main and len(self.stages) > 1:
                         print(f"stage {idx + 1}/{len(self.stages)}: T={stage.T}, {stage.epochs} epochs, "
