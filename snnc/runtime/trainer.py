@@ -537,7 +537,7 @@ class Trainer:
 
 
 def _recorded_args(args, spec: TrainSpec) -> dict | None:
-    """The options the run in --out was started with (None if unreadable: the resume checks report it)."""
+    """The options the run in --out last ran with (None if unreadable: the resume checks report it)."""
     path = run_folder(args, spec) / "manifest.json"
     try:
         recorded = json.loads(path.read_text()).get("train_args")
