@@ -78,6 +78,11 @@ def test_sigterm_mid_epoch_saves_exits_143_and_resumes_bitwise(tiny, capsys):
     ck = checkpoint.load(run / "checkpoint.pt")
     assert (ck["epoch"], ck["batch"]) == (1, 2) and ck["sums"][2] == 32  # 2 batches of 16 counted so far
     assert len(read_metrics(run)) == 1 and not list(run.glob(checkpoint.TEMP_GLOB))
+    # another batch size would skip other samples of the epoch: refused, nothing written
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--batch-size", "8"]) == 1
+    assert "--batch-size 8 would skip other samples" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--resume"]) == 0
     _same_run(ref, run)
 

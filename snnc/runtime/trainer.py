@@ -172,6 +172,11 @@ class Trainer:
             raise SnncError(f"{path} was saved in the middle of an epoch by {ck.get('world_size')} process(es); "
                             f"this run has {self.world.size}",
                             hint=f"resume with the same number of processes ({ck.get('world_size')})")
+        if int(ck.get("batch") or 0) and ck.get("batch_size", self.args.batch_size) != self.args.batch_size:
+            raise SnncError(f"{path} was saved after {int(ck['batch'])} batches of {ck['batch_size']} in the middle of "
+                            f"an epoch; --batch-size {self.args.batch_size} would skip other samples",
+                            hint=f"resume with --batch-size {ck['batch_size']} (or without it); it can change at "
+                                 f"the next epoch")
         setup.set_time_steps(self.model, int(ck.get("T", self.spec.T)))  # TIT: the stage the run stopped in
         mismatch = runfolder.shape_difference(ck["model"], self.model.state_dict())
         if mismatch:
@@ -240,7 +245,7 @@ class Trainer:
                       "two": self.two.state_dict() if self.two else {},
                       "two_partial": two_partial},
             "rng": torch.get_rng_state(), "metrics": self.state.last,
-            "world_size": self.world.size, "seed": self.args.seed,
+            "world_size": self.world.size, "seed": self.args.seed, "batch_size": self.args.batch_size,
             "params": self.build_params, "schedule": self.schedule(),
             "grad_scaler": self.scaler.state_dict() if self.scaler else None,
         }
