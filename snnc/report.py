@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from math import prod
 from pathlib import Path
 from statistics import median
 
@@ -30,7 +31,8 @@ from snnc.runfolder import read_ir, read_manifest
 PJ_PER_AC = 0.9    # one accumulate (a synaptic operation on a spike)
 PJ_PER_MAC = 4.6   # one multiply-accumulate
 # Ops through which a spike tensor stays a spike tensor (or its average): the input rate carries over.
-_SAME_RATE = ("identity", "flatten", "tokens", "dropout", "avgpool", "adaptive_avgpool", "maxpool")
+# A slice keeps part of it; its own rate is not recorded, so the whole tensor's stands for it.
+_SAME_RATE = ("identity", "flatten", "tokens", "dropout", "avgpool", "adaptive_avgpool", "maxpool", "slice")
 
 
 @dataclass
@@ -73,6 +75,11 @@ def _input_rate(graph, name: str, rates: dict[str, float]) -> tuple[str | None, 
         parts = [_input_rate(graph, i, rates) for i in node.inputs]  # e.g. SEW ADD: rates add up
         if all(r is not None for _, r in parts):
             return "+".join(s for s, _ in parts), sum(r for _, r in parts)
+    if node.op == "cat":  # spikes side by side: the rate of the whole, weighted by each part's size
+        parts = [_input_rate(graph, i, rates) for i in node.inputs]
+        if all(r is not None for _, r in parts):
+            sizes = [prod(graph.by_name[i].features) for i in node.inputs]
+            return ",".join(s for s, _ in parts), sum(r * n for (_, r), n in zip(parts, sizes)) / sum(sizes)
     if node.op == "lif" and python_name(node.name) in rates:
         return node.name, float(rates[python_name(node.name)])
     return None, None

@@ -107,3 +107,34 @@ def test_report_marks_the_stages_of_a_tit_run(tmp_path):
     assert data["epochs"] == [1, 2, 3] and data["stages"] == [{"epoch": 2, "T": 4}]
     assert data["kind"] == "report"
     torch.set_num_threads(before)
+
+
+CAT_NET = """
+network catnet(T = 2, classes = 3) {
+  input image[1, 8, 8]
+  neuron lif(decay = 0.5, vth = 1.0, reset = hard)
+  a = conv(4, 3) -> bn -> lif
+  b = a -> conv(2, 3) -> bn -> lif
+  both = cat(a, b) -> conv(3, 1)
+  side = b -> slice(0, 1) -> conv(3, 1)
+  head = add(both, side) -> adaptive_avgpool -> flatten -> fc(classes)
+}
+"""
+
+
+def test_energy_reads_spike_rates_through_cat_and_slice():
+    """A conv reading cat(a, b) of two spike tensors does one accumulate per spike: the rate of the
+    concatenation is the size-weighted mean of a's and b's; a slice of b passes b's rate."""
+    from snnc.names import python_name
+    from snnc.pipeline import compile_source
+    from snnc.report import PJ_PER_AC, energy
+
+    graph = compile_source(CAT_NET, file="catnet.snn").graph
+    lifs = [n for n in graph.nodes if n.op == "lif"]
+    rates = {python_name(lifs[0].name): 0.2, python_name(lifs[1].name): 0.5}
+    rows = {r.layer: r for r in energy(graph, rates, T=2)}
+    cat_conv = next(r for r in rows.values() if r.layer.startswith("both"))
+    assert cat_conv.rate == pytest.approx((0.2 * 4 * 64 + 0.5 * 2 * 64) / (6 * 64))
+    assert cat_conv.pj == pytest.approx(cat_conv.rate * cat_conv.macs * 2 * PJ_PER_AC)
+    side = next(r for r in rows.values() if r.layer.startswith("side"))
+    assert side.rate == 0.5 and side.source == lifs[1].name
