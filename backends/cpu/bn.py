@@ -60,8 +60,7 @@ def _runs(x2d: torch.Tensor):
 
 def _call(lib, x2d: torch.Tensor, channels: int, inner: int, fold_args=(None,) * 5 + (0.0, 0.0, 0.0)):
     T, N = x2d.shape
-    mean = torch.empty(channels, dtype=torch.float64)
-    var = torch.empty(channels, dtype=torch.float64)
+    mean, var = torch.empty((2, channels), dtype=torch.float64)
     ok = lib.bn_stats(x2d.data_ptr(), x2d.stride(0) if T > 1 else 0, T, N, channels, inner, mean.data_ptr(),
                       var.data_ptr(), threads_for(T * N), *fold_args)
     return (mean, var) if ok else None

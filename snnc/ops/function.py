@@ -9,6 +9,7 @@ An engine is a module with `forward(x2d, cfg, bn, store_h)` and
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -129,7 +130,7 @@ def channel_stats(x: torch.Tensor, cdt: torch.dtype) -> tuple[torch.Tensor, torc
     compiler, torch.batch_norm_update_stats (torch's BN statistics) on the merged [T*B, C, inner] batch.
     """
     T, B, C = x.shape[:3]
-    inner = x[0, 0, 0].numel()
+    inner = math.prod(x.shape[3:])
     if x.device.type == "cpu" and not torch.compiler.is_compiling():  # a ctypes call would break the graph
         from snnc.backends.cpu import bn as cpu_bn
 
@@ -141,7 +142,7 @@ def channel_stats(x: torch.Tensor, cdt: torch.dtype) -> tuple[torch.Tensor, torc
     return mean, var
 
 
-def _cpu_stats_folded(x, weight, bias, running_mean, running_var, training, momentum, eps, scale):
+def _cpu_stats_folded(x, inner, weight, bias, running_mean, running_var, training, momentum, eps, scale):
     """The batch statistics, running-statistics update and fold in one C call (snnc.backends.cpu.bn)
     where it runs: training (or no running statistics) on the CPU, x in its compute dtype, outside
     torch.compile. None elsewhere."""
@@ -152,17 +153,16 @@ def _cpu_stats_folded(x, weight, bias, running_mean, running_var, training, mome
     from snnc.backends.cpu import bn as cpu_bn
 
     update = (running_mean, running_var) if training else (None, None)
-    return cpu_bn.batch_stats_folded(time_major(x), x.shape[2], x[0, 0, 0].numel(), *update, weight, bias,
-                                     momentum, eps, scale)
+    return cpu_bn.batch_stats_folded(time_major(x), x.shape[2], inner, *update, weight, bias, momentum, eps, scale)
 
 
 def bn_stats(x, weight, bias, running_mean, running_var, training, momentum, eps, scale) -> BnStats:
     """Statistics over (T, B, spatial) per channel; updates running stats like torch BatchNorm."""
     C = x.shape[2]
     cdt = compute_dtype(x.dtype)
-    inner = x[0, 0, 0].numel()
+    inner = math.prod(x.shape[3:])
     with torch.no_grad():
-        folded = _cpu_stats_folded(x, weight, bias, running_mean, running_var, training, momentum, eps, scale)
+        folded = _cpu_stats_folded(x, inner, weight, bias, running_mean, running_var, training, momentum, eps, scale)
         if folded is not None:
             mean, var, rstd, affine_scale, shift = folded
             w = weight.detach() if weight is not None else torch.ones(C, dtype=cdt)
