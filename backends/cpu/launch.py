@@ -24,7 +24,7 @@ _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 def library(cfg: LifConfig, dtype: torch.dtype, device, fused_bn: bool):
     """The compiled kernels for this layer, or None where the PyTorch path runs instead."""
-    if torch.device(device).type != "cpu" or dtype not in _DTYPES:
+    if getattr(device, "type", device) != "cpu" or dtype not in _DTYPES:  # a torch.device or its name
         return None
     return _library(cfg, _DTYPES[dtype], fused_bn)
 
@@ -126,7 +126,8 @@ def bn_lif_backward(grad_s: torch.Tensor, x2d: torch.Tensor, cfg: LifConfig, sg_
     params = sg_params.detach().to("cpu", torch.float64).contiguous()
     u = _draws(mask[0], int(mask[1]), T, N) if cfg.masked else None
     bn_scale, bn_shift, channels, inner, keep_alive = _bn_args(st.bn, dtype)
-    per_channel = [t.to(dtype).contiguous() for t in (st.mean, st.rstd, st.weight * st.scale)]
+    scaled_weight = st.weight if st.scale == 1.0 else st.weight * st.scale
+    per_channel = [t.to(dtype).contiguous() for t in (st.mean, st.rstd, scaled_weight)]
     grad_w = torch.empty(C, dtype=torch.float64)
     grad_b = torch.empty(C, dtype=torch.float64)
     ok = lib.lif_bwd(grad_s.data_ptr(), x2d.data_ptr(), x2d.stride(0) if T > 1 else 0, grad.data_ptr(),
@@ -136,4 +137,6 @@ def bn_lif_backward(grad_s: torch.Tensor, x2d: torch.Tensor, cfg: LifConfig, sg_
     del keep_alive
     if not ok:
         raise MemoryError(f"the fused BN+LIF backward could not allocate its {N // inner} partial sums")
-    return grad, (grad_w.mul_(st.scale).to(cdt) if need_w else None), (grad_b.to(cdt) if need_b else None)
+    if need_w and st.scale != 1.0:
+        grad_w.mul_(st.scale)
+    return grad, (grad_w.to(cdt) if need_w else None), (grad_b.to(cdt) if need_b else None)
