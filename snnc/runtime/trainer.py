@@ -142,10 +142,10 @@ class Trainer:
             return None
         ck = checkpoint.load(ckpt)
         self._check_compatible(ck, ckpt)
-        self._check_optimizer(ck, ckpt)
         if self.args.epochs is None and ck.get("schedule"):  # continue the schedule the run started with
             self.stages = setup.recorded_stages(ck["schedule"], self.spec, self.args.lr)
             self.total_epochs = sum(s.epochs for s in self.stages)
+        self._check_optimizer(ck, ckpt)
         return ck
 
     def _build_file(self, name: str) -> Path | None:
@@ -278,12 +278,12 @@ class Trainer:
 
     def _check_optimizer(self, ck: dict, path: Path) -> None:
         """A resume inside the checkpoint's stage continues its optimizer state: only the same kind can."""
-        if setup.stage_at(self.stages, int(ck["epoch"])) != int(ck["stage"]):
-            return  # a new stage starts a new optimizer
         try:
+            if setup.stage_at(self.stages, int(ck["epoch"])) != int(ck["stage"]):
+                return  # a new stage starts a new optimizer
             kind = "adamw" if "betas" in ck["optimizer"]["param_groups"][0] else "sgd"
-        except (KeyError, IndexError, TypeError):
-            return  # a damaged state: the restore reports it
+        except (KeyError, IndexError, TypeError, ValueError):
+            return  # a damaged checkpoint: the restore reports it
         if kind != self.args.optimizer:
             raise SnncError(f"--optimizer {self.args.optimizer}: {path} holds {kind}'s state, which this stage of "
                             f"the run continues", hint=f"resume with --optimizer {kind} (or without --optimizer)")
