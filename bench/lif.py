@@ -38,6 +38,7 @@ import time
 import torch
 
 from snnc.ops import lif
+from snnc.ops.memory import saved_storages
 from snnc.ops.reference import lif_reference
 from benchkit import copy_bandwidth, interleaved_ms, reexec_reusing_freed_memory, reset_peak_rss, status_kib
 
@@ -86,16 +87,7 @@ def fwd_bwd(fn, x, grad):
 
 def saved_bytes(fn, x) -> int:
     """Bytes of distinct storages autograd keeps for backward."""
-    storages = {}
-
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(x.detach().requires_grad_())
-    del out
-    return sum(storages.values())
+    return sum(saved_storages(fn, x.detach().requires_grad_()).values())
 
 
 def cuda_peak(fn, x, grad) -> float:

@@ -39,6 +39,7 @@ from torch import nn
 
 from snnc import losses
 from snnc.backends.torch.render import render_model
+from snnc.ops.memory import saved_storages
 from snnc.pipeline import compile_source
 from benchkit import reexec_reusing_freed_memory
 
@@ -197,19 +198,7 @@ class Baseline(nn.Module):
 
 # ------------------------------------------------------------------ measuring
 def saved_bytes(net: nn.Module, x) -> int:
-    own = {t.untyped_storage().data_ptr() for t in [*net.parameters(), *net.buffers()]}
-    seen = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in own:
-            seen[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = net(x)
-    del out
-    return sum(seen.values())
+    return sum(saved_storages(net, x, exclude=[*net.parameters(), *net.buffers()]).values())
 
 
 def step(net: nn.Module, x, y) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from snnc.backends.torch.render import render_model
+from snnc.ops.memory import saved_storages as autograd_saved
 from snnc.pipeline import compile_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,16 +47,4 @@ def sample(module, batch: int, T: int, seed: int):
 def saved_storages(net: torch.nn.Module, x) -> dict[int, int]:
     """{storage: bytes} of every tensor autograd saves during net(x), parameters and buffers left out,
     counted as the issue counts them: torch.autograd.graph.saved_tensors_hooks around the forward."""
-    own = {t.untyped_storage().data_ptr() for t in itertools.chain(net.parameters(), net.buffers())}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in own:
-            seen[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        outputs = net(x)
-    del outputs
-    return seen
+    return autograd_saved(net, x, exclude=itertools.chain(net.parameters(), net.buffers()))

@@ -2,8 +2,6 @@
 CUDA, in Triton's interpreter otherwise) against plain autograd (`plif_reference`) and the PyTorch
 path, per layer and per channel, with both resets, decay_input, detach_reset and MSG masks."""
 
-import os
-
 import pytest
 import torch
 
@@ -13,21 +11,13 @@ from snnc.backends.cpu import build
 from snnc.backends.cpu import plif as cpu_plif
 from snnc.ops.config import make_config
 from snnc.runtime.plif_engine import select_engine
+from test_ops_cases import backend_device
 
 needs_cc = pytest.mark.skipif(build.compiler() is None, reason="no C compiler")
 
 
-def triton_device():
-    pytest.importorskip("triton")
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return "cpu"
-    if not torch.cuda.is_available():
-        pytest.skip("the Triton kernels need CUDA or TRITON_INTERPRET=1")
-    return "cuda"
-
-
 def run_triton(x, w, cfg):
-    device = triton_device()
+    device = backend_device("triton")
     xd, wd = (t.detach().to(device).requires_grad_() for t in (x, w))
     return tuple(t.cpu() for t in run("triton", xd, wd, cfg))
 
@@ -39,7 +29,7 @@ def triton_keep(x, cfg):
     from snnc.backends.triton import launch
 
     T, N = x.shape[0], x[0].numel()
-    return launch.keep_mask(KEY, ITERATION, T, N, cfg.mask_p, triton_device()).cpu().view(x.shape)
+    return launch.keep_mask(KEY, ITERATION, T, N, cfg.mask_p, backend_device("triton")).cpu().view(x.shape)
 
 
 @needs_cc

@@ -63,6 +63,25 @@ class _Kept:
         self.payload = payload
 
 
+def saved_storages(fn, *args, exclude=()) -> dict[int, int]:
+    """{storage address: bytes} of every storage autograd saves for backward while fn(*args) runs,
+    each counted once, the storages of the tensors in `exclude` (parameters, buffers) left out: saved
+    activations as docs/memory.md counts them (tests/test_memory_predict.py, bench/memory.py)."""
+    own = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in own:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outputs = fn(*args)
+    del outputs
+    return seen
+
+
 def _active() -> _Packing | None:
     return getattr(_LOCAL, "packing", None)
 
