@@ -597,6 +597,19 @@ def _summary(r: dict, total: int) -> str:
 
 
 def main(spec: TrainSpec, build_model, compute_loss, argv=None) -> int:
+    """Train as the command line asks; the exit code. A worker of a distributed run (torchrun,
+    more than one process) does not return: it ends its process with that code (see
+    distributed.end_process)."""
+    try:
+        code = _main(spec, build_model, compute_loss, argv)
+    finally:
+        distributed = dist.shutdown()
+    if distributed:
+        dist.end_process(code)
+    return code
+
+
+def _main(spec: TrainSpec, build_model, compute_loss, argv) -> int:
     parser = make_parser(spec)
     args = parser.parse_args(argv)
     fill_defaults(args, spec, _recorded_args(args, spec) if args.resume else None)
@@ -617,5 +630,3 @@ def main(spec: TrainSpec, build_model, compute_loss, argv=None) -> int:
         print(f"{'terminated' if terminated else 'interrupted'} before training started; the last checkpoint "
               f"is kept" if terminated else "interrupted; the last checkpoint is kept", file=sys.stderr)
         return EXIT_TERMINATED if terminated else 130
-    finally:
-        dist.shutdown()
