@@ -81,10 +81,27 @@ def test_sigterm_mid_epoch_saves_exits_143_and_resumes_bitwise(tiny, capsys):
     # another batch size would skip other samples of the epoch: refused, nothing written
     before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert mod.main(["--out", str(run), "--resume", "--quiet", "--batch-size", "8"]) == 1
-    assert "--batch-size 8 would skip other samples" in capsys.readouterr().err
+    assert "it ran with --batch-size 16 (now 8)" in capsys.readouterr().err
+    # so would another seed (another permutation) or another training set
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--seed", "7"]) == 1
+    assert "it ran with --seed 0 (now 7)" in capsys.readouterr().err
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--data", "synthetic:96"]) == 1
+    err = capsys.readouterr().err
+    assert "--data synthetic:64 (now synthetic:96), training samples 64 (now 96)" in err, err
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--resume"]) == 0
     _same_run(ref, run)
+
+
+def test_resume_between_epochs_may_change_the_data_and_says_so(tiny, capsys):
+    mod, tmp, _ = tiny
+    run = tmp / "new_data"
+    assert mod.main(ARGS + ["--epochs", "2", "--out", str(run), "--stop-after", "1"]) == 0
+    capsys.readouterr()
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--data", "synthetic:32"]) == 0
+    assert "note: the run trained on --data synthetic:64 so far; it continues on synthetic:32" in capsys.readouterr().err
+    ck = checkpoint.load(run / "checkpoint.pt")
+    assert ck["epoch"] == 2 and ck["epoch_order"]["training samples"] == 32
 
 
 def test_resume_repairs_torn_and_missing_metrics_lines(tiny):

@@ -168,20 +168,37 @@ class Trainer:
                             + "; ".join(diffs),
                             hint="resume with the build that started the run, use --out for a new run, "
                                  "or --force to start this one over")
-        if int(ck.get("batch") or 0) and ck.get("world_size") != self.world.size:
-            raise SnncError(f"{path} was saved in the middle of an epoch by {ck.get('world_size')} process(es); "
-                            f"this run has {self.world.size}",
-                            hint=f"resume with the same number of processes ({ck.get('world_size')})")
-        if int(ck.get("batch") or 0) and ck.get("batch_size", self.args.batch_size) != self.args.batch_size:
-            raise SnncError(f"{path} was saved after {int(ck['batch'])} batches of {ck['batch_size']} in the middle of "
-                            f"an epoch; --batch-size {self.args.batch_size} would skip other samples",
-                            hint=f"resume with --batch-size {ck['batch_size']} (or without it); it can change at "
-                                 f"the next epoch")
+        self._check_epoch_in_progress(ck, path)
         setup.set_time_steps(self.model, int(ck.get("T", self.spec.T)))  # TIT: the stage the run stopped in
         mismatch = runfolder.shape_difference(ck["model"], self.model.state_dict())
         if mismatch:
             raise SnncError(f"{path} does not fit this network: {mismatch}",
                             hint="resume with the build that started the run, or use --out for a new run")
+
+    def _epoch_order(self) -> dict:
+        """What the sample order of an epoch depends on, as the checkpoint records it."""
+        return {"processes": self.world.size, "--batch-size": self.args.batch_size, "--seed": self.args.seed,
+                "--data": self.args.data, "training samples": len(self.train_set)}
+
+    def _check_epoch_in_progress(self, ck: dict, path: Path) -> None:
+        """A checkpoint from the middle of an epoch resumes at the next batch of that epoch's sample
+        order, so what the order depends on must be as it was (any of it may change between epochs)."""
+        batch, was = int(ck.get("batch") or 0), dict(ck.get("epoch_order") or {})
+        was.setdefault("processes", ck.get("world_size"))  # checkpoints before epoch_order was recorded
+        was.setdefault("--batch-size", ck.get("batch_size"))
+        was.setdefault("--seed", ck.get("seed"))
+        now = self._epoch_order()
+        diffs = [f"{key} {was[key]} (now {now[key]})" for key in now
+                 if batch and was.get(key) is not None and was[key] != now[key]]
+        if diffs:
+            raise SnncError(f"{path} was saved after batch {batch} of an epoch, which would continue in another "
+                            f"sample order, skipping or repeating samples: it ran with " + ", ".join(diffs),
+                            hint="resume with the run's own values (options left out are the recorded ones) and "
+                                 "the same number of processes; they can change once this epoch is done")
+        old_data = was.get("--data")
+        if old_data is not None and old_data != now["--data"] and self.world.main:
+            print(f"note: the run trained on --data {old_data} so far; it continues on {now['--data']}",
+                  file=sys.stderr)
 
     def _prepare_run_dir(self) -> None:
         dist.barrier()  # every rank has checked before rank 0 changes anything
@@ -246,6 +263,7 @@ class Trainer:
                       "two_partial": two_partial},
             "rng": torch.get_rng_state(), "metrics": self.state.last,
             "world_size": self.world.size, "seed": self.args.seed, "batch_size": self.args.batch_size,
+            "epoch_order": self._epoch_order(),
             "params": self.build_params, "schedule": self.schedule(),
             "grad_scaler": self.scaler.state_dict() if self.scaler else None,
         }
