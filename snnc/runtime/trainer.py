@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from snnc.diagnostics import SnncError, render
 from snnc.losses import predict
 from snnc import outputs, runfolder
-from snnc.runtime import checkpoint, distributed as dist, setup, tblog
+from snnc.runtime import checkpoint, distributed as dist, resume, setup, tblog
 from snnc.runtime.hooks import CPNGHook, TWOHook
 from snnc.runtime.options import RECORDED, TrainSpec, fill_defaults, make_parser, validate
 from snnc.runtime.progress import Progress
@@ -145,7 +145,7 @@ class Trainer:
         if self.args.epochs is None and ck.get("schedule"):  # continue the schedule the run started with
             self.stages = setup.recorded_stages(ck["schedule"], self.spec, self.args.lr)
             self.total_epochs = sum(s.epochs for s in self.stages)
-        self._check_optimizer(ck, ckpt)
+        resume.check_optimizer(ck, ckpt, self.stages, self.args.optimizer)
         return ck
 
     def _build_file(self, name: str) -> Path | None:
@@ -168,7 +168,7 @@ class Trainer:
                             + "; ".join(diffs),
                             hint="resume with the build that started the run, use --out for a new run, "
                                  "or --force to start this one over")
-        self._check_epoch_in_progress(ck, path)
+        resume.check_epoch_in_progress(ck, path, self._epoch_order(), self.world.main)
         setup.set_time_steps(self.model, int(ck.get("T", self.spec.T)))  # TIT: the stage the run stopped in
         mismatch = runfolder.shape_difference(ck["model"], self.model.state_dict())
         if mismatch:
@@ -179,26 +179,6 @@ class Trainer:
         """What the sample order of an epoch depends on, as the checkpoint records it."""
         return {"processes": self.world.size, "--batch-size": self.args.batch_size, "--seed": self.args.seed,
                 "--data": self.args.data, "training samples": len(self.train_set)}
-
-    def _check_epoch_in_progress(self, ck: dict, path: Path) -> None:
-        """A checkpoint from the middle of an epoch resumes at the next batch of that epoch's sample
-        order, so what the order depends on must be as it was (any of it may change between epochs)."""
-        batch, was = int(ck.get("batch") or 0), dict(ck.get("epoch_order") or {})
-        was.setdefault("processes", ck.get("world_size"))  # checkpoints before epoch_order was recorded
-        was.setdefault("--batch-size", ck.get("batch_size"))
-        was.setdefault("--seed", ck.get("seed"))
-        now = self._epoch_order()
-        diffs = [f"{key} {was[key]} (now {now[key]})" for key in now
-                 if batch and was.get(key) is not None and was[key] != now[key]]
-        if diffs:
-            raise SnncError(f"{path} was saved after batch {batch} of an epoch, which would continue in another "
-                            f"sample order, skipping or repeating samples: it ran with " + ", ".join(diffs),
-                            hint="resume with the run's own values (options left out are the recorded ones) and "
-                                 "the same number of processes; they can change once this epoch is done")
-        old_data = was.get("--data")
-        if old_data is not None and old_data != now["--data"] and self.world.main:
-            print(f"note: the run trained on --data {old_data} so far; it continues on {now['--data']}",
-                  file=sys.stderr)
 
     def _prepare_run_dir(self) -> None:
         dist.barrier()  # every rank has checked before rank 0 changes anything
@@ -275,37 +255,6 @@ class Trainer:
                                    self.out / "checkpoint.pt")
         dist.barrier()
 
-    def _continue_optimizer(self, opt, sched, ck: dict) -> None:
-        """The checkpoint's optimizer and schedule state, with --lr and --weight-decay as this
-        invocation gives them (the state would bring back the values the run had): the cosine
-        continues at its position from the new peak."""
-        lrs, decays = list(sched.base_lrs), [g["weight_decay"] for g in opt.param_groups]
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        changed = []
-        for i, (group, lr, decay) in enumerate(zip(opt.param_groups, lrs, decays)):
-            if sched.base_lrs[i] != lr:
-                changed.append(f"peak lr {lr:g} (was {sched.base_lrs[i]:g})")
-                sched.base_lrs[i] = group["initial_lr"] = lr
-                group["lr"] = lr * sched.lr_lambdas[i](sched.last_epoch)
-            if group["weight_decay"] != decay:
-                changed.append(f"weight decay {decay:g} (was {group['weight_decay']:g})")
-                group["weight_decay"] = decay
-        if changed and self.world.main:
-            print(f"note: resuming with {', '.join(dict.fromkeys(changed))}", file=sys.stderr)
-
-    def _check_optimizer(self, ck: dict, path: Path) -> None:
-        """A resume inside the checkpoint's stage continues its optimizer state: only the same kind can."""
-        try:
-            if setup.stage_at(self.stages, int(ck["epoch"])) != int(ck["stage"]):
-                return  # a new stage starts a new optimizer
-            kind = "adamw" if "betas" in ck["optimizer"]["param_groups"][0] else "sgd"
-        except (KeyError, IndexError, TypeError, ValueError):
-            return  # a damaged checkpoint: the restore reports it
-        if kind != self.args.optimizer:
-            raise SnncError(f"--optimizer {self.args.optimizer}: {path} holds {kind}'s state, which this stage of "
-                            f"the run continues", hint=f"resume with --optimizer {kind} (or without --optimizer)")
-
     def _restore(self, ck: dict) -> None:
         path = self.out / "checkpoint.pt"
         try:
@@ -317,7 +266,8 @@ class Trainer:
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise SnncError(f"{path} is incomplete ({exc.__class__.__name__}: {str(exc)[:100]})",
                             hint="it was not written by this version of snnc; start over with --force") from None
-        self._repair_metrics(self.state.epoch, self.state.last)
+        if self.world.main:
+            resume.repair_metrics(self.out / "metrics.jsonl", self.state.epoch, self.state.last)
 
     def _restore_state(self, ck: dict) -> None:
         # Checkpoints hold the running sums of all ranks together: rank 0 continues from them, the others from 0.
@@ -336,26 +286,6 @@ class Trainer:
         torch.set_rng_state(ck["rng"])
         if self.scaler and ck.get("grad_scaler"):  # --amp: the loss scale it had reached, not a fresh one
             self.scaler.load_state_dict(ck["grad_scaler"])
-
-    def _repair_metrics(self, epochs_done: int, last: dict) -> None:
-        """metrics.jsonl with one line per completed epoch: later and torn lines dropped, the last restored."""
-        path = self.out / "metrics.jsonl"
-        if not self.world.main:
-            return
-        keep = {}
-        for line in path.read_text().splitlines() if path.exists() else []:
-            try:
-                record = json.loads(line)
-                epoch = int(record["epoch"])
-            except (ValueError, KeyError, TypeError):
-                continue  # a line torn by a kill mid-write
-            if 1 <= epoch <= epochs_done:
-                keep[epoch] = line
-        if last.get("epoch") == epochs_done and epochs_done not in keep:
-            keep[epochs_done] = json.dumps(last)  # killed between the checkpoint and its metrics line
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(keep[e] + "\n" for e in sorted(keep)))
-        os.replace(tmp, path)
 
     # -- signals
     def _on_signal(self, signum, frame) -> None:
@@ -500,7 +430,9 @@ class Trainer:
                     opt = setup.make_optimizer(self.model, self.args, stage.lr)
                     sched = setup.make_scheduler(opt, steps, min(warm, steps))
                     if ck is not None and int(ck["stage"]) == idx:  # resuming inside this stage
-                        self._continue_optimizer(opt, sched, ck)
+                        changed = resume.continue_optimizer(opt, sched, ck)
+                        if changed and self.world.main:
+                            print(f"note: resuming with {', '.join(changed)}", file=sys.stderr)
                     ck = None
                     if self.world.main and len(self.stages) > 1:
                         print(f"stage {idx + 1}/{len(self.stages)}: T={stage.T}, {stage.epochs} epochs, "
@@ -510,7 +442,7 @@ class Trainer:
                 record["test_loss"], record["test_acc"] = self.evaluate()
                 self.state.best_acc = max(self.state.best_acc, record["test_acc"])
                 self.state.epoch, self.state.batch, self.state.sums, self.state.last = epoch + 1, 0, EpochSums(), record
-                self._save(opt, sched, stage_idx)  # first the checkpoint, then its metrics line (see _repair_metrics)
+                self._save(opt, sched, stage_idx)  # the checkpoint, then its metrics line (resume.repair_metrics)
                 if self.world.main:
                     with open(self.out / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(record) + "\n")
@@ -557,16 +489,6 @@ class Trainer:
         torch.save({"rank": self.world.rank, "world_size": self.world.size, "epoch": self.state.epoch,
                     "model": self.model.state_dict(), "local_h": local_h},
                    Path(folder) / f"rank-{self.world.rank}.pt")
-
-
-def _recorded_args(args, spec: TrainSpec) -> dict | None:
-    """The options the run in --out last ran with (None if unreadable: the resume checks report it)."""
-    path = run_folder(args, spec) / "manifest.json"
-    try:
-        recorded = json.loads(path.read_text()).get("train_args")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return recorded if isinstance(recorded, dict) else None
 
 
 def run_folder(args, spec: TrainSpec) -> Path:
@@ -630,7 +552,7 @@ def main(spec: TrainSpec, build_model, compute_loss, argv=None) -> int:
 def _main(spec: TrainSpec, build_model, compute_loss, argv) -> int:
     parser = make_parser(spec)
     args = parser.parse_args(argv)
-    fill_defaults(args, spec, _recorded_args(args, spec) if args.resume else None)
+    fill_defaults(args, spec, resume.recorded_args(run_folder(args, spec)) if args.resume else None)
     problems = validate(args, spec)
     if problems:
         parser.error("; ".join(problems))

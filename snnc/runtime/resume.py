@@ -1,0 +1,97 @@
+"""What `--resume` checks and restores besides the weights: the options a run recorded, whether a
+mid-epoch checkpoint can continue its epoch, the optimizer it continues, and the metrics file.
+
+Each function reads what it is given (a checkpoint dict, a path, this invocation's values) and
+raises SnncError before the trainer writes anything; the trainer (snnc/runtime/trainer.py) calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from snnc.diagnostics import SnncError
+from snnc.runtime import setup
+
+
+def recorded_args(run_dir: Path) -> dict | None:
+    """The options the run in `run_dir` last ran with (None if unreadable: the resume checks report it)."""
+    try:
+        recorded = json.loads((run_dir / "manifest.json").read_text()).get("train_args")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def check_epoch_in_progress(ck: dict, path: Path, now: dict, main: bool) -> None:
+    """A checkpoint from the middle of an epoch resumes at the next batch of that epoch's sample
+    order, so what the order depends on (`now`: the trainer's `epoch_order`) must be as it was;
+    any of it may change between epochs (another --data gets a note)."""
+    batch, was = int(ck.get("batch") or 0), dict(ck.get("epoch_order") or {})
+    was.setdefault("processes", ck.get("world_size"))  # checkpoints before epoch_order was recorded
+    was.setdefault("--batch-size", ck.get("batch_size"))
+    was.setdefault("--seed", ck.get("seed"))
+    diffs = [f"{key} {was[key]} (now {now[key]})" for key in now
+             if batch and was.get(key) is not None and was[key] != now[key]]
+    if diffs:
+        raise SnncError(f"{path} was saved after batch {batch} of an epoch, which would continue in another "
+                        f"sample order, skipping or repeating samples: it ran with " + ", ".join(diffs),
+                        hint="resume with the run's own values (options left out are the recorded ones) and "
+                             "the same number of processes; they can change once this epoch is done")
+    old_data = was.get("--data")
+    if old_data is not None and old_data != now["--data"] and main:
+        print(f"note: the run trained on --data {old_data} so far; it continues on {now['--data']}",
+              file=sys.stderr)
+
+
+def check_optimizer(ck: dict, path: Path, stages, optimizer: str) -> None:
+    """A resume inside the checkpoint's stage continues its optimizer state: only the same kind can."""
+    try:
+        if setup.stage_at(stages, int(ck["epoch"])) != int(ck["stage"]):
+            return  # a new stage starts a new optimizer
+        kind = "adamw" if "betas" in ck["optimizer"]["param_groups"][0] else "sgd"
+    except (KeyError, IndexError, TypeError, ValueError):
+        return  # a damaged checkpoint: the restore reports it
+    if kind != optimizer:
+        raise SnncError(f"--optimizer {optimizer}: {path} holds {kind}'s state, which this stage of "
+                        f"the run continues", hint=f"resume with --optimizer {kind} (or without --optimizer)")
+
+
+def continue_optimizer(opt, sched, ck: dict) -> list[str]:
+    """Load the checkpoint's optimizer and schedule state into `opt` and `sched`, keeping the
+    peak lr and weight decay they were made with (this invocation's: the state would bring back
+    the run's). The cosine continues at its position from the new peak. Returns what changed."""
+    lrs, decays = list(sched.base_lrs), [g["weight_decay"] for g in opt.param_groups]
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    changed = []
+    for i, (group, lr, decay) in enumerate(zip(opt.param_groups, lrs, decays)):
+        if sched.base_lrs[i] != lr:
+            changed.append(f"peak lr {lr:g} (was {sched.base_lrs[i]:g})")
+            sched.base_lrs[i] = group["initial_lr"] = lr
+            group["lr"] = lr * sched.lr_lambdas[i](sched.last_epoch)
+        if group["weight_decay"] != decay:
+            changed.append(f"weight decay {decay:g} (was {group['weight_decay']:g})")
+            group["weight_decay"] = decay
+    return list(dict.fromkeys(changed))
+
+
+def repair_metrics(path: Path, epochs_done: int, last: dict) -> None:
+    """Rewrite metrics.jsonl (`path`) with one line per completed epoch: later and torn lines
+    dropped, the last epoch's line restored from the checkpoint's record `last` if missing."""
+    keep = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+            epoch = int(record["epoch"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a kill mid-write
+        if 1 <= epoch <= epochs_done:
+            keep[epoch] = line
+    if last.get("epoch") == epochs_done and epochs_done not in keep:
+        keep[epochs_done] = json.dumps(last)  # killed between the checkpoint and its metrics line
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(keep[e] + "\n" for e in sorted(keep)))
+    os.replace(tmp, path)
