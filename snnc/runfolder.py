@@ -129,6 +129,10 @@ def check_checkpoint(state: dict, path: Path, graph: Graph | None = None) -> dic
         raise _bad(path, "metrics", "must be an object")
     if "schedule" in state and not _schedule_ok(state["schedule"]):
         raise _bad(path, "schedule", "must be a list of {\"T\": int, \"epochs\": int, \"lr\": number}")
+    order = state.get("epoch_order")
+    if order is not None and not (isinstance(order, dict) and all(
+            isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool) for k, v in order.items())):
+        raise _bad(path, "epoch_order", "must be an object of strings and integers")
     return state
 
 

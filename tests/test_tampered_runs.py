@@ -73,12 +73,14 @@ CASES = {
     "T of a billion in the checkpoint": (lambda r: _edit_checkpoint(r, _set("T", 10**9)), "field 'T'"),
     "epoch as a string": (lambda r: _edit_checkpoint(r, _set("epoch", "2")), "field 'epoch'"),
     "a schedule of the wrong form": (lambda r: _edit_checkpoint(r, _set("schedule", [[4, 2]])), "field 'schedule'"),
+    "an epoch order of the wrong form": (lambda r: _edit_checkpoint(r, _set("epoch_order", [["--seed", 0]])),
+                                         "field 'epoch_order'"),
     "diverged TWO weights": (lambda r: _edit_checkpoint(r, _nan_decode), "'decode.f' holds 2 non-finite"),
     "a diverged BN variance": (lambda r: _edit_checkpoint(
         r, lambda s: s["model"].__setitem__("stem_bn.running_var", -torch.ones(8))), "non-finite"),
 }
 RESUMED = {"T of a billion in the checkpoint", "epoch as a string", "a reset mode that is code",
-           "a schedule of the wrong form"}
+           "a schedule of the wrong form", "an epoch order of the wrong form"}
 
 
 @pytest.mark.parametrize("case", list(CASES))
