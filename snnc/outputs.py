@@ -46,16 +46,21 @@ def _json_kind(path: Path) -> str | None:
 
 
 def folder_kind(path: Path) -> str | None:
-    """'build', 'run', 'deploy' or 'report' for snnc's folders, 'empty', or None for anything else."""
+    """'build', 'run', 'deploy' or 'report' for snnc's folders, 'empty', or None for anything else.
+
+    A folder is snnc's by its manifest (a report by its data.json), never by file names alone:
+    checkpoint.pt and metrics.jsonl are common names in other tools' folders too."""
     entries = {p.name for p in path.iterdir()}
     if not entries:
         return "empty"
-    if entries & {"checkpoint.pt", "metrics.jsonl"}:
-        return "run"  # whatever its manifest says: it holds training results
+    results = bool(entries & {"checkpoint.pt", "metrics.jsonl"})
     kind = _json_kind(path / "manifest.json") if "manifest.json" in entries else None
     if kind in KINDS:
-        return kind
+        # Training results under another kind's manifest are nobody's to replace.
+        return kind if kind == "run" or not results else None
     if kind == "legacy":  # written before manifests recorded their kind
+        if results:
+            return "run"
         if {"train.py", "model.py"} <= entries:
             return "build"
         if "weights.safetensors" in entries:

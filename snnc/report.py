@@ -298,9 +298,9 @@ def write_report(run: str | Path, out: str | Path | None = None, force: bool = F
     if not run.is_dir():
         raise SnncError(f"no run folder at {run}", hint="pass the --out folder of a training run")
     if folder_kind(run) != "run":
-        raise SnncError(f"{run} is not a training run folder (it has no metrics.jsonl or checkpoint.pt)",
-                        hint="pass the --out folder of a training run")
-    folder = check_destination(Path(out) if out else run / "report", "report", force=force)
+        raise SnncError(f"{run} is not a training run folder (no manifest.json of a run with its metrics.jsonl "
+                        f"or checkpoint.pt)", hint="pass the --out folder of a training run")
+    folder = check_destination(Path(out) if out else run / "report", "report", force=force, inside=(run,))
     data = {"kind": "report", **collect(run)}
     with staged_folder(folder) as tmp:
         images = plots(data, tmp)

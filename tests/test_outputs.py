@@ -18,6 +18,7 @@ def _folder(path, files: dict):
 
 
 MANIFEST = json.dumps({"snnc_version": "0.1.0", "network": "n"})
+RUN_MANIFEST = json.dumps({"kind": "run"})
 
 
 @pytest.mark.parametrize("files, kind", [
@@ -25,8 +26,11 @@ MANIFEST = json.dumps({"snnc_version": "0.1.0", "network": "n"})
     ({"manifest.json": json.dumps({"kind": "build"}), "model.py": ""}, "build"),
     ({"manifest.json": MANIFEST, "train.py": "", "model.py": ""}, "build"),          # before "kind" existed
     ({"manifest.json": MANIFEST, "weights.safetensors": ""}, "deploy"),
-    ({"manifest.json": json.dumps({"kind": "build"}), "checkpoint.pt": ""}, "run"),  # results make it a run
-    ({"metrics.jsonl": ""}, "run"),
+    ({"manifest.json": json.dumps({"kind": "run"}), "checkpoint.pt": "", "metrics.jsonl": ""}, "run"),
+    ({"manifest.json": MANIFEST, "checkpoint.pt": ""}, "run"),                       # before "kind" existed
+    ({"manifest.json": json.dumps({"kind": "build"}), "checkpoint.pt": ""}, None),   # results in a build: not replaced
+    ({"metrics.jsonl": "", "notes.txt": ""}, None),                                  # another tool's run
+    ({"checkpoint.pt": ""}, None),
     ({"summary.md": "", "data.json": json.dumps({"kind": "report"})}, "report"),
     ({"manifest.json": "{}", "notes.txt": "mine"}, None),                           # someone else's manifest
     ({"manifest.json": "not json"}, None),
@@ -38,7 +42,7 @@ def test_folder_kind(tmp_path, files, kind):
 
 def test_a_command_replaces_only_its_own_kind(tmp_path):
     build = _folder(tmp_path / "b", {"manifest.json": json.dumps({"kind": "build"})})
-    run = _folder(tmp_path / "r", {"checkpoint.pt": "", "metrics.jsonl": ""})
+    run = _folder(tmp_path / "r", {"manifest.json": RUN_MANIFEST, "checkpoint.pt": "", "metrics.jsonl": ""})
     mine = _folder(tmp_path / "m", {"notes.txt": "keep"})
     assert check_destination(build, "build") == build
     assert check_destination(tmp_path / "new" / "deeper", "build") == tmp_path / "new" / "deeper"
@@ -60,7 +64,7 @@ def test_bad_locations_are_diagnostics(tmp_path, monkeypatch):
     for out, message in cases.items():
         with pytest.raises(SnncError, match=message):
             check_destination(out, "build")
-    run = _folder(tmp_path / "run", {"checkpoint.pt": ""})
+    run = _folder(tmp_path / "run", {"manifest.json": RUN_MANIFEST, "checkpoint.pt": ""})
     for out in (run, run / "deploy" / ".."):
         with pytest.raises(SnncError, match="which this command reads"):
             check_destination(out, "deploy", inside=(run,))
@@ -79,9 +83,10 @@ def test_a_link_to_a_folder_is_written_through(tmp_path):
 def test_run_folders(tmp_path):
     assert check_run_folder(tmp_path / "new") == "new"
     assert check_run_folder(_folder(tmp_path / "e", {})) == "empty"
-    assert check_run_folder(_folder(tmp_path / "r", {"metrics.jsonl": ""})) == "run"
-    with pytest.raises(SnncError, match="holds files that training did not write"):
-        check_run_folder(_folder(tmp_path / "x", {"metrics.jsonl.txt": ""}))
+    assert check_run_folder(_folder(tmp_path / "r", {"manifest.json": RUN_MANIFEST, "metrics.jsonl": ""})) == "run"
+    for files in ({"metrics.jsonl.txt": ""}, {"metrics.jsonl": "{}", "notes.txt": "mine"}):
+        with pytest.raises(SnncError, match="holds files that training did not write"):
+            check_run_folder(_folder(tmp_path / f"x{len(files)}", files))
     with pytest.raises(SnncError, match="holds a build folder"):
         check_run_folder(_folder(tmp_path / "b", {"manifest.json": json.dumps({"kind": "build"})}))
     (tmp_path / "f").write_text("")

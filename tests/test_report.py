@@ -85,6 +85,7 @@ def test_report_skips_torn_lines_and_explains_missing_runs(run, tmp_path, capsys
     torn.mkdir()
     lines = (run / "metrics.jsonl").read_text().splitlines()
     (torn / "metrics.jsonl").write_text(lines[0] + "\n" + lines[1][:40])
+    (torn / "manifest.json").write_bytes((run / "manifest.json").read_bytes())  # no model.ir: an older run
     assert snnc_main(["report", str(torn), "-o", str(tmp_path / "out")]) == 0
     data = json.loads((tmp_path / "out" / "data.json").read_text())
     assert data["epochs"] == [1] and "energy" not in data

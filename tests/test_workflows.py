@@ -155,6 +155,10 @@ MISUSE = {
     "train --out FILE": (["train", "build", "--out", "a-file"], "is a file", ["a-file"]),
     "train --out a foreign folder": (["train", "build", "--out", "foreign"], "training did not write", ["foreign"]),
     "train --out a build folder": (["train", "build", "--out", "build-sdt"], "not a training run", ["build-sdt"]),
+    "train --out another tool's run folder": (["train", "build", "--out", "foreign-run"], "training did not write",
+                                              ["foreign-run"]),
+    "compile --force onto another tool's run folder": (["compile", DIGITS, "-o", "foreign-run", "--force"],
+                                                       "did not write", ["foreign-run"]),
     "export a run with no checkpoint": (["export", "run-no-checkpoint", "-o", "deploy"], "no checkpoint",
                                         ["run-no-checkpoint"]),
     "export onto an existing file": (["export", "run", "-o", "a-file"], "is a file", ["a-file", "run"]),
@@ -166,6 +170,8 @@ MISUSE = {
                                                "cifar10", ["run"]),
     "report on a foreign folder": (["report", "foreign"], "not a training run folder", ["foreign"]),
     "report on a build folder": (["report", "build"], "not a training run folder", ["build"]),
+    "report --force into the run it reads": (["report", "run", "-o", "run", "--force"], "which this command reads",
+                                             ["run"]),
 }
 
 
@@ -176,6 +182,11 @@ def _stage(root: Path) -> None:
     foreign.mkdir()
     (foreign / "manifest.json").write_text('{"name": "my project"}\n')
     (foreign / "metrics.jsonl.bak").write_text("{}\n")
+    other_run = root / "foreign-run"  # another tool's training output: same file names, no snnc manifest
+    other_run.mkdir()
+    (other_run / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    (other_run / "checkpoint.pt").write_text("not ours\n")
+    (other_run / "notes.txt").write_text("a user's notes\n")
     weights = root / "foreign-weights"
     weights.mkdir()
     (weights / "weights.safetensors").write_text("not ours\n")
