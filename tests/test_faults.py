@@ -104,6 +104,20 @@ def test_resume_between_epochs_may_change_the_data_and_says_so(tiny, capsys):
     assert ck["epoch"] == 2 and ck["epoch_order"]["training samples"] == 32
 
 
+def test_resume_with_another_batch_size_keeps_the_schedule_in_epochs(tiny, capsys):
+    mod, tmp, _ = tiny
+    run, fresh = tmp / "bigger_batch", tmp / "batch32"
+    assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--stop-after", "1"]) == 0  # 4 steps per epoch
+    capsys.readouterr()
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--batch-size", "32"]) == 0  # 2 steps per epoch
+    assert "the lr schedule at step 2 (the checkpoint counted 4 steps of another size)" in capsys.readouterr().err
+    assert mod.main(ARGS + ["--epochs", "3", "--batch-size", "32", "--out", str(fresh)]) == 0
+    resumed, reference = read_metrics(run), read_metrics(fresh)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    assert [r["lr"] for r in resumed[1:]] == pytest.approx([r["lr"] for r in reference[1:]])
+    assert resumed[-1]["lr"] == pytest.approx(0.0, abs=1e-12) and resumed[1]["lr"] > 0.001
+
+
 def test_resume_repairs_torn_and_missing_metrics_lines(tiny):
     mod, tmp, ref = tiny
     run = tmp / "torn"

@@ -67,13 +67,29 @@ def test_continue_optimizer_keeps_this_invocations_peak_lr_and_decay():
         sched.step()
     ck = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
     same_opt, same_sched = _optimizer("adamw", lr=0.1, wd=0.01)
-    assert resume.continue_optimizer(same_opt, same_sched, ck) == []
-    assert same_opt.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
+    assert resume.continue_optimizer(same_opt, same_sched, ck, position=4) == []
+    assert same_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]  # bit for bit: the resume is exact
     new_opt, new_sched = _optimizer("adamw", lr=0.05, wd=0.0)
-    changed = resume.continue_optimizer(new_opt, new_sched, ck)
+    changed = resume.continue_optimizer(new_opt, new_sched, ck, position=4)
     assert changed == ["peak lr 0.05 (was 0.1)", "weight decay 0 (was 0.01)"]
     assert new_opt.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"] / 2)  # same cosine position
     assert new_sched.last_epoch == sched.last_epoch and new_opt.param_groups[0]["weight_decay"] == 0.0
+
+
+def test_continue_optimizer_puts_the_schedule_where_the_epochs_done_are_in_this_runs_steps():
+    # 4 of 10 steps done (2 of 5 epochs, 2 steps each); resumed at 1 step per epoch (a doubled batch):
+    # step 2 of 5, the same 40% of the cosine, not step 4 of 5.
+    opt, sched = _optimizer("adamw")
+    for _ in range(4):
+        opt.step()
+        sched.step()
+    ck = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+    params = [torch.nn.Parameter(torch.randn(3))]
+    new_opt = torch.optim.AdamW(params, lr=0.1, weight_decay=0.01)
+    new_sched = setup.make_scheduler(new_opt, total_steps=5, warmup_steps=0)
+    changed = resume.continue_optimizer(new_opt, new_sched, ck, position=2)
+    assert changed == ["the lr schedule at step 2 (the checkpoint counted 4 steps of another size)"]
+    assert new_sched.last_epoch == 2 and new_opt.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
 
 
 def test_repair_metrics_keeps_one_line_per_epoch_done(tmp_path):

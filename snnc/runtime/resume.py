@@ -59,19 +59,26 @@ def check_optimizer(ck: dict, path: Path, stages, optimizer: str) -> None:
                         f"the run continues", hint=f"resume with --optimizer {kind} (or without --optimizer)")
 
 
-def continue_optimizer(opt, sched, ck: dict) -> list[str]:
+def continue_optimizer(opt, sched, ck: dict, position: int) -> list[str]:
     """Load the checkpoint's optimizer and schedule state into `opt` and `sched`, keeping the
     peak lr and weight decay they were made with (this invocation's: the state would bring back
-    the run's). The cosine continues at its position from the new peak. Returns what changed."""
+    the run's), and put the schedule at step `position` of the stage: the epochs and batches the
+    checkpoint holds, in this invocation's steps per epoch. The saved step count is in the steps
+    of the run's batch size and training set, which may have changed between epochs (another
+    --batch-size, --data or process count). Returns what changed, in words."""
     lrs, decays = list(sched.base_lrs), [g["weight_decay"] for g in opt.param_groups]
     opt.load_state_dict(ck["optimizer"])
     sched.load_state_dict(ck["scheduler"])
     changed = []
+    if sched.last_epoch != position:
+        changed.append(f"the lr schedule at step {position} (the checkpoint counted {sched.last_epoch} steps "
+                       f"of another size)")
+        sched.last_epoch = position
     for i, (group, lr, decay) in enumerate(zip(opt.param_groups, lrs, decays)):
         if sched.base_lrs[i] != lr:
             changed.append(f"peak lr {lr:g} (was {sched.base_lrs[i]:g})")
             sched.base_lrs[i] = group["initial_lr"] = lr
-            group["lr"] = lr * sched.lr_lambdas[i](sched.last_epoch)
+        group["lr"] = lr * sched.lr_lambdas[i](sched.last_epoch)
         if group["weight_decay"] != decay:
             changed.append(f"weight decay {decay:g} (was {group['weight_decay']:g})")
             group["weight_decay"] = decay

@@ -430,7 +430,8 @@ class Trainer:
                     opt = setup.make_optimizer(self.model, self.args, stage.lr)
                     sched = setup.make_scheduler(opt, steps, min(warm, steps))
                     if ck is not None and int(ck["stage"]) == idx:  # resuming inside this stage
-                        changed = resume.continue_optimizer(opt, sched, ck)
+                        position = (int(ck["epoch"]) - stage.first_epoch) * len(self.loader) + int(ck["batch"])
+                        changed = resume.continue_optimizer(opt, sched, ck, position)
                         if changed and self.world.main:
                             print(f"note: resuming with {', '.join(changed)}", file=sys.stderr)
                     ck = None
