@@ -13,6 +13,7 @@ a mix. SIGTERM and Ctrl-C while staging remove the temporary folder.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -135,6 +136,22 @@ def check_run_folder(out: str | Path) -> str:
         raise SnncError(f"--out {out} exists and holds files that training did not write; they would be mixed "
                         f"with the run's", hint="choose a new or empty folder for --out")
     raise SnncError(f"--out {out} holds {WHAT[found]}, not a training run", hint="choose a new or empty folder for --out")
+
+
+def lock_folder(path: Path) -> int | None:
+    """An exclusive lock on the folder `path` (made if missing), held until the returned descriptor
+    is closed or the process ends, however it ends; None if another process holds it. A file
+    system without locks (some network mounts) gives the descriptor unlocked rather than refusing."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:
+        pass
+    return fd
 
 
 def _umask() -> int:

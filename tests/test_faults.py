@@ -5,6 +5,7 @@ The long version of the kill loop is `python tests/soak/kill_resume.py` (not col
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from snnc import outputs
 from snnc.runtime import checkpoint
 from trainkit import build, read_metrics, stable
 
@@ -116,6 +118,25 @@ def test_resume_with_another_batch_size_keeps_the_schedule_in_epochs(tiny, capsy
     assert [r["epoch"] for r in resumed] == [1, 2, 3]
     assert [r["lr"] for r in resumed[1:]] == pytest.approx([r["lr"] for r in reference[1:]])
     assert resumed[-1]["lr"] == pytest.approx(0.0, abs=1e-12) and resumed[1]["lr"] > 0.001
+
+
+def test_a_second_training_into_a_busy_run_folder_is_refused(tiny, capsys):
+    mod, tmp, ref = tiny
+    run = tmp / "busy"
+    shutil.copytree(ref, run)
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    lock = outputs.lock_folder(run)  # as a training process holds it
+    try:
+        for extra in (["--resume", "--epochs", "4"], ["--force"]):
+            assert mod.main(ARGS + ["--out", str(run), *extra]) == 1
+            assert f"another process is training in {run}" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    finally:
+        os.close(lock)
+    assert mod.main(ARGS + ["--out", str(run), "--resume", "--epochs", "4"]) == 0  # free again
+    lock = outputs.lock_folder(run)  # and released by the run that finished
+    assert lock is not None
+    os.close(lock)
 
 
 def test_resume_repairs_torn_and_missing_metrics_lines(tiny):

@@ -408,6 +408,24 @@ class Trainer:
 
     def run(self) -> int:
         ck = self._check_run_dir()
+        lock = self._lock_run_dir()
+        try:
+            return self._run(ck)
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+    def _lock_run_dir(self) -> int | None:
+        """Rank 0 locks RUN_DIR for the whole run: a second training into it (a requeued job started
+        while the first still runs, --force or --resume from another shell) is refused, not mixed in."""
+        lock = outputs.lock_folder(self.out) if self.world.main else None
+        if dist.any_across_ranks(self.world.main and lock is None)[0]:
+            raise SnncError(f"another process is training in {self.out} (it holds the folder's lock)",
+                            hint="wait for it to finish or stop it (a SIGTERM checkpoints it), then --resume; "
+                                 "or choose another --out")
+        return lock
+
+    def _run(self, ck: dict | None) -> int:
         self._prepare_run_dir()
         if ck is not None:
             self._restore(ck)
