@@ -8,8 +8,8 @@ sampler seeded with (seed, e), augmentation from a generator seeded with
 Faults: the checkpoint of an epoch is written (atomically) before its
 metrics line, so a process killed at any instant loses at most the epoch in
 progress; `--resume` drops torn or later metrics lines and restores the last
-one from the checkpoint. SIGTERM stops between batches with a mid-epoch
-checkpoint (exit 143). Under torchrun every rank agrees on stopping and on a
+one from the checkpoint. SIGTERM and Ctrl-C stop between batches with a mid-epoch
+checkpoint (exit 143, 130; a second Ctrl-C stops at once). Under torchrun every rank agrees on stopping and on a
 non-finite loss before the backward pass, so no rank waits in a collective.
 
 Environment: SNNC_DUMP_RANK_STATE=DIR makes every rank write DIR/rank-N.pt
@@ -41,7 +41,7 @@ from snnc.runtime.hooks import CPNGHook, TWOHook
 from snnc.runtime.options import RECORDED, TrainSpec, fill_defaults, make_parser, validate
 from snnc.runtime.progress import Progress
 
-EXIT_TERMINATED = 143
+EXIT_TERMINATED, EXIT_INTERRUPTED = 143, 130  # 128 + SIGTERM, 128 + SIGINT, as shells report them
 STOP_GRACE = 8.0  # seconds from SIGTERM to exit when no batch boundary comes (a run ends within 10 s)
 # Test hooks, off unless set: SNNC_TEST_SLOW_BATCH=SECONDS sleeps inside the first batch of a run (a batch
 # too long to wait for); SNNC_TEST_STOP_GRACE=SECONDS replaces STOP_GRACE.
@@ -289,12 +289,18 @@ class Trainer:
 
     # -- signals
     def _on_signal(self, signum, frame) -> None:
-        """Stop at the next batch boundary with a checkpoint; if a batch keeps the process busy longer
-        than STOP_GRACE seconds, exit anyway (the last checkpoint on disk is complete)."""
+        """SIGTERM or Ctrl-C: stop at the next batch boundary with a checkpoint; if a batch keeps the
+        process busy longer than STOP_GRACE seconds, exit anyway (the last checkpoint on disk is
+        complete). A second Ctrl-C stops at once."""
+        if signum == signal.SIGINT and self.stop_signal == signal.SIGINT:
+            raise KeyboardInterrupt
         if self.stop_signal is None:
-            self.stop_timer = threading.Timer(_stop_grace(), _exit_terminated)
+            self.stop_timer = threading.Timer(_stop_grace(), _exit_stopped, args=(_stop_name(signum),))
             self.stop_timer.daemon = True
             self.stop_timer.start()
+            if signum == signal.SIGINT and self.world.main:
+                print("\nCtrl-C: stopping after this batch with a checkpoint (Ctrl-C again stops at once)",
+                      file=sys.stderr, flush=True)
         self.stop_signal = signum
 
     # -- loops
@@ -429,7 +435,7 @@ class Trainer:
         self._prepare_run_dir()
         if ck is not None:
             self._restore(ck)
-        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,)} \
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)} \
             if threading_main() else {}
         opt = sched = None
         stage_idx = -1
@@ -476,11 +482,12 @@ class Trainer:
                     if self.world.main:
                         print(f"stopped after {epochs_this_run} epoch(s) as asked; continue with --resume")
                     return 0
-        except Stop:
+        except Stop:  # the signal may have reached another rank only: that was SIGTERM (Ctrl-C reaches all)
             if self.world.main:
-                print(f"stopped by SIGTERM after {self.state.epoch} epoch(s) and {self.state.batch} batch(es); "
-                      f"the checkpoint in {self.out} is current (resume with --resume)", file=sys.stderr)
-            return EXIT_TERMINATED
+                print(f"stopped by {_stop_name(self.stop_signal)} after {self.state.epoch} epoch(s) and "
+                      f"{self.state.batch} batch(es); the checkpoint in {self.out} is current (resume with "
+                      f"--resume)", file=sys.stderr)
+            return EXIT_INTERRUPTED if self.stop_signal == signal.SIGINT else EXIT_TERMINATED
         finally:
             tblog.close(writer)
             for s, h in handlers.items():
@@ -538,10 +545,14 @@ def _stop_grace() -> float:
     return float(os.environ.get(STOP_GRACE_ENV) or STOP_GRACE)
 
 
-def _exit_terminated() -> None:
-    print(f"SIGTERM: no batch boundary within {_stop_grace():g} s; exiting without a new checkpoint (the last one "
-          f"is complete; resume with --resume)", file=sys.stderr, flush=True)
-    os._exit(EXIT_TERMINATED)
+def _stop_name(signum: int | None) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+
+
+def _exit_stopped(name: str) -> None:
+    print(f"{name}: no batch boundary within {_stop_grace():g} s; exiting without a new checkpoint (the last one "
+          f"on disk is complete)", file=sys.stderr, flush=True)
+    os._exit(EXIT_INTERRUPTED if name == "Ctrl-C" else EXIT_TERMINATED)
 
 
 def _summary(r: dict, total: int) -> str:
@@ -586,6 +597,8 @@ def _main(spec: TrainSpec, build_model, compute_loss, argv) -> int:
         return 1
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, outputs.Terminated)
-        print(f"{'terminated' if terminated else 'interrupted'} before training started; the last checkpoint "
-              f"is kept" if terminated else "interrupted; the last checkpoint is kept", file=sys.stderr)
-        return EXIT_TERMINATED if terminated else 130
+        kept = run_folder(args, spec) / "checkpoint.pt"
+        print(f"{'terminated before training started' if terminated else 'interrupted'}; "
+              + (f"the last checkpoint ({kept}) is kept" if kept.is_file() else "no checkpoint was written"),
+              file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
