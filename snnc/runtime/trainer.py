@@ -8,9 +8,10 @@ sampler seeded with (seed, e), augmentation from a generator seeded with
 Faults: the checkpoint of an epoch is written (atomically) before its
 metrics line, so a process killed at any instant loses at most the epoch in
 progress; `--resume` drops torn or later metrics lines and restores the last
-one from the checkpoint. SIGTERM and Ctrl-C stop between batches with a mid-epoch
-checkpoint (exit 143, 130; a second Ctrl-C stops at once). Under torchrun every rank agrees on stopping and on a
-non-finite loss before the backward pass, so no rank waits in a collective.
+one from the checkpoint. SIGTERM and Ctrl-C stop between batches with a
+mid-epoch checkpoint (exit 143, 130; a second Ctrl-C stops at once). Under
+torchrun every rank agrees on stopping and on a non-finite loss before the
+backward pass, so no rank waits in a collective.
 
 Environment: SNNC_DUMP_RANK_STATE=DIR makes every rank write DIR/rank-N.pt
 at the end of a run (its model state and its own last-batch h statistics),
