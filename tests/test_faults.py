@@ -87,6 +87,9 @@ def test_sigterm_mid_epoch_saves_exits_143_and_resumes_bitwise(tiny, capsys):
     # so would another seed (another permutation) or another training set
     assert mod.main(["--out", str(run), "--resume", "--quiet", "--seed", "7"]) == 1
     assert "it ran with --seed 0 (now 7)" in capsys.readouterr().err
+    assert mod.main(["--out", str(run), "--resume", "--quiet", "--epochs", "1"]) == 1  # fewer than the run has done
+    err = capsys.readouterr().err
+    assert "--epochs 1: the run in" in err and "has done 1 epochs and 2 batches of the next already" in err, err
     assert mod.main(["--out", str(run), "--resume", "--quiet", "--data", "synthetic:96"]) == 1
     err = capsys.readouterr().err
     assert "--data synthetic:64 (now synthetic:96), training samples 64 (now 96)" in err, err

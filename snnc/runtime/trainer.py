@@ -146,6 +146,12 @@ class Trainer:
         if self.args.epochs is None and ck.get("schedule"):  # continue the schedule the run started with
             self.stages = setup.recorded_stages(ck["schedule"], self.spec, self.args.lr)
             self.total_epochs = sum(s.epochs for s in self.stages)
+        done, batch = ck.get("epoch"), ck.get("batch") or 0
+        if isinstance(done, int) and isinstance(batch, int) and self.total_epochs < done + (batch > 0):
+            raise SnncError(f"--epochs {self.total_epochs}: the run in {self.out} has done {done} epochs"
+                            + (f" and {batch} batches of the next" if batch else "") + " already",
+                            hint=f"give more epochs than that, or leave --epochs out to finish the recorded "
+                                 f"schedule; `snnc export` takes the weights as they are")
         resume.check_optimizer(ck, ckpt, self.stages, self.args.optimizer)
         return ck
 
