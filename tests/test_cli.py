@@ -1,6 +1,7 @@
 """The `snnc` command line through a subprocess: exit codes, help, formats."""
 
 import json
+import shlex
 
 import pytest
 
@@ -130,6 +131,16 @@ def test_the_compile_hint_names_data_that_fits(tmp_path, source, spec):
     r = snnc("compile", source, "-o", str(tmp_path / "b"))
     assert r.returncode == 0, r.stderr
     assert f"--data {spec} " in r.stdout
+
+
+def test_the_compile_hint_is_a_command_to_paste_for_any_folder_name(tmp_path):
+    out = tmp_path / "my build ü's"
+    r = snnc("compile", "models/digits.snn", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    hint = next(line for line in r.stdout.splitlines() if line.startswith("train it with:"))
+    words = shlex.split(hint.split(":", 1)[1].split("(or:")[0])
+    assert words[:3] == ["snnc", "train", str(out)], words
+    assert shlex.split(hint.split("(or:")[1].rstrip(")"))[:2] == ["python", str(out / "train.py")]
 
 
 def test_run_refuses_epochs_with_a_tit_schedule_before_compiling(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import shlex
 import sys
 from pathlib import Path
 
@@ -45,8 +46,9 @@ def cmd_compile(args) -> int:
                           force=args.force, loop=args.loop, memory=args.memory)
     print(f"compiled {compiled.graph.network} with {compiled.recipe.slug()} into {args.out}/ "
           f"({len(compiled.stages)} IR dumps, model.py, train.py)")
-    print(f"train it with: snnc train {args.out} --data {data_hint(compiled.graph)}   "
-          f"(or: python {args.out}/train.py --help)")
+    out = shlex.quote(str(args.out))  # a command to paste: a folder name with spaces stays one argument
+    print(f"train it with: snnc train {out} --data {data_hint(compiled.graph)}   "
+          f"(or: python {shlex.quote(str(Path(args.out) / 'train.py'))} --help)")
     return 0
 
 
