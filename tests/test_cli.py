@@ -150,6 +150,19 @@ def test_run_refuses_epochs_with_a_tit_schedule_before_compiling(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--", "--out", "elsewhere"], "--out after -- would override"),
+    (["--", "--data=synthetic:64"], "--data after -- would override"),
+    (["--", "--batch-size", "8"], "--batch-size after -- would override"),
+    (["--build-dir", "same", "--out", "same"], "overlap"),
+    (["--build-dir", "b", "--out", "b/run"], "overlap"),
+])
+def test_run_refuses_paths_its_steps_would_disagree_on_before_any_work(tmp_path, argv, message):
+    r = snnc("run", str(ROOT / "models" / "digits.snn"), *argv, cwd=tmp_path)
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_run_and_train_share_their_defaults():
     from snnc.cli.build_commands import RUN_TRAIN_OPTIONS
     from snnc.cli.main import build_parser

@@ -151,6 +151,7 @@ def cmd_run(args) -> int:
     build = Path(args.build_dir or Path("build") / f"{compiled.graph.network}-{compiled.recipe.slug()}")
     run_dir = Path(args.out) if args.out else _free_folder(Path("runs") / f"{compiled.graph.network}-"
                                                                            f"{compiled.recipe.slug()}")
+    _check_run_paths(build, run_dir, args.extra)
     if check_run_folder(run_dir) == "run" and not {"--resume", "--force"} & set(args.extra):
         raise SnncError(f"{run_dir} already holds a run", hint="choose another --out, or pass -- --force to start "
                                                                "it over (-- --resume to continue it)")
@@ -169,6 +170,22 @@ def cmd_run(args) -> int:
     if code != 0:
         return code
     return export_after_run(run_dir, args)
+
+
+def _check_run_paths(build: Path, run_dir: Path, extra: list[str]) -> None:
+    """Refuse, before any work, what would make run's three steps disagree: an option after -- that
+    run sets itself (train.py would take the last one, the export would read the other), or a
+    build folder and run folder that are one, or one inside the other."""
+    own = ("out", "data", *RUN_TRAIN_OPTIONS)
+    for word in extra:
+        name = word[2:].split("=", 1)[0].replace("-", "_") if word.startswith("--") else None
+        if name in own:
+            raise SnncError(f"{word.split('=', 1)[0]} after -- would override snnc run's own",
+                            hint=f"give it before --: snnc run FILE {word.split('=', 1)[0]} ...")
+    a, b = build.resolve(), run_dir.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise SnncError(f"--build-dir {build} and --out {run_dir} overlap; the build and the run need folders "
+                        f"of their own", hint="choose two separate folders (by default build/... and runs/...)")
 
 
 def export_after_run(run_dir: Path, args) -> int:
