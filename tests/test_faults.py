@@ -192,6 +192,24 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(tiny, capsys):
     os.close(lock)
 
 
+def test_force_starts_over_without_the_old_runs_logs_deploy_and_report(tiny):
+    mod, tmp, ref = tiny
+    run = tmp / "forced"
+    shutil.copytree(ref, run)
+    (run / "tensorboard").mkdir()
+    (run / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"old curves")
+    for name, manifest in (("deploy", "manifest.json"), ("report", "data.json")):
+        (run / name).mkdir()
+        (run / name / manifest).write_text(json.dumps({"kind": name}))
+        (run / name / "summary.md").write_text("the old run")
+    (run / "notes.txt").write_text("mine")
+    (run / "tensorboard" / "README").write_text("mine too")
+    assert mod.main(ARGS + ["--epochs", "1", "--out", str(run), "--force"]) == 0
+    assert not (run / "deploy").exists() and not (run / "report").exists()
+    assert [p.name for p in (run / "tensorboard").iterdir()] == ["README"]
+    assert (run / "notes.txt").read_text() == "mine" and len(read_metrics(run)) == 1
+
+
 def test_resume_repairs_torn_and_missing_metrics_lines(tiny):
     mod, tmp, ref = tiny
     run = tmp / "torn"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -150,8 +151,8 @@ class Trainer:
         if isinstance(done, int) and isinstance(batch, int) and self.total_epochs < done + (batch > 0):
             raise SnncError(f"--epochs {self.total_epochs}: the run in {self.out} has done {done} epochs"
                             + (f" and {batch} batches of the next" if batch else "") + " already",
-                            hint=f"give more epochs than that, or leave --epochs out to finish the recorded "
-                                 f"schedule; `snnc export` takes the weights as they are")
+                            hint="give more epochs than that, or leave --epochs out to finish the recorded "
+                                 "schedule; `snnc export` takes the weights as they are")
         resume.check_optimizer(ck, ckpt, self.stages, self.args.optimizer)
         return ck
 
@@ -193,11 +194,23 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             checkpoint.clean_stale_temporaries(self.out)
             if not self.args.resume:
-                for name in ("checkpoint.pt", "metrics.jsonl"):
-                    if (self.out / name).exists():
-                        (self.out / name).unlink()
+                self._clear_previous_run()
             self._write_run_files()
         dist.barrier()
+
+    def _clear_previous_run(self) -> None:
+        """A new run in a run folder (--force) starts over: the old run's checkpoint, metrics and
+        TensorBoard events go, and the deploy and report folders snnc wrote from it; anything else
+        in the folder stays."""
+        for name in ("checkpoint.pt", "metrics.jsonl"):
+            if (self.out / name).exists():
+                (self.out / name).unlink()
+        for events in (self.out / "tensorboard").glob("events.out.tfevents.*"):
+            events.unlink()
+        for name in ("deploy", "report"):
+            folder = self.out / name
+            if folder.is_dir() and not folder.is_symlink() and outputs.folder_kind(folder) == name:
+                shutil.rmtree(folder)
 
     def schedule(self) -> list[dict]:
         return [{"T": s.T, "epochs": s.epochs, "lr": s.lr} for s in self.stages]
