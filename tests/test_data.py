@@ -214,6 +214,46 @@ def test_genuine_batches_still_load(tmp_path, kind, writer):
     assert torch.allclose(d.test_x, expected)
 
 
+class _Reduces:
+    """Pickles as a call of `fn` with `args`."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+# Small pickles that would make the reader allocate far more than they hold (sizes kept modest,
+# so that a reader that fails this test still gets through it).
+ALLOCATION_BOMBS = {
+    "bytearray of a size": lambda: {b"data": _Reduces(bytearray, 50_000_000), b"labels": [0]},
+    "bytes of a size": lambda: {b"data": _Reduces(bytes, 50_000_000), b"labels": [0]},
+    "ndarray of a shape": lambda: {b"data": _Reduces(np.ndarray, (20_000, 3072), np.dtype("uint8")),
+                                   b"labels": [0] * 20_000},
+    "one row repeated by reference": lambda: {b"data": [[0] * 3072] * 20_000, b"labels": [0] * 20_000},
+}
+
+
+@pytest.mark.parametrize("bomb", list(ALLOCATION_BOMBS))
+def test_a_batch_builds_no_more_than_its_file_holds(tmp_path, bomb):
+    blob = pickle.dumps(ALLOCATION_BOMBS[bomb](), protocol=2)
+    assert len(blob) < 200_000
+    folder = _fill(tmp_path, "cifar10", lambda name: blob)
+    with pytest.raises(SnncError, match="refusing|more than the file"):
+        data.load(f"cifar10:{folder}")
+
+
+def test_an_empty_array_is_data_not_a_refusal(tmp_path):
+    from snnc.runtime import cifar
+
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, protocol=2))
+    batch = cifar._unpickle(path)  # protocol 2 writes an empty array's bytes as bytes()
+    images, labels = cifar._batch_tensors(path, batch, b"labels", 10)
+    assert images.shape == (0, 3, 32, 32) and labels.shape == (0,)
+
+
 def test_python2_batch_is_what_pickle_reads():
     """The hand-written Python 2 batch is a valid pickle that plain pickle reads the same way."""
     images = np.arange(2 * 3072, dtype=np.uint64).astype(np.uint8).reshape(2, 3072)

@@ -20,15 +20,32 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
+class _NdarrayName:
+    """What `numpy.ndarray` unpickles to: a name for `_reconstruct`, never called (ndarray(shape) allocates)."""
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("refusing numpy.ndarray(shape): it allocates memory the file does not hold")
+
+
+_NDARRAY = _NdarrayName()
+
+
 def _numpy_globals() -> dict[tuple[str, str], object]:
     """The numpy callables an array pickle names, under numpy 1 (`numpy.core`) and numpy 2 (`numpy._core`) names."""
     try:
         from numpy._core import multiarray, numeric
     except ImportError:  # numpy 1.x
         from numpy.core import multiarray, numeric
-    found = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    def reconstruct(subtype, shape, dtype):
+        """numpy's `_reconstruct` as array pickles call it: an empty array that the pickle's state then
+        fills from bytes it holds. Any other shape would allocate memory the file does not hold."""
+        if subtype is not _NDARRAY or not isinstance(shape, tuple) or np.prod(shape, dtype=np.float64) != 0:
+            raise pickle.UnpicklingError("refusing numpy _reconstruct of anything but an empty ndarray")
+        return multiarray._reconstruct(np.ndarray, shape, dtype)
+
+    found = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype}
     for core in ("numpy.core", "numpy._core"):
-        found[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        found[(f"{core}.multiarray", "_reconstruct")] = reconstruct
         found[(f"{core}.multiarray", "scalar")] = multiarray.scalar
         found[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
     return found
@@ -41,9 +58,22 @@ def _latin1(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _sized(kind):
+    """`bytes` or `bytearray` as pickles call them (empty, or from a str and an encoding), never with a
+    size: `bytearray(3_000_000_000)` is a 60-byte pickle."""
+    def build(*args):
+        if args and not isinstance(args[0], (str, bytes)):
+            raise pickle.UnpicklingError(f"refusing {kind.__name__}() of a {type(args[0]).__name__}")
+        return kind(*args)
+    return build
+
+
 # Containers, strings and numbers need no globals; these are all a CIFAR batch may name besides.
+# None of them allocates more than the bytes the pickle holds.
 _SAFE_GLOBALS = {**{(module, name): getattr(builtins, name) for module in ("builtins", "__builtin__")
-                    for name in ("set", "frozenset", "bytearray", "complex")},
+                    for name in ("set", "frozenset", "complex")},
+                 **{(module, kind.__name__): _sized(kind) for module in ("builtins", "__builtin__")
+                    for kind in (bytes, bytearray)},
                  ("_codecs", "encode"): _latin1, **_numpy_globals()}
 
 
@@ -86,6 +116,13 @@ def _batch_tensors(path: Path, batch: dict, label_key: bytes, classes: int) -> t
     """(images [N,3,32,32] uint8, labels [N]) of one batch, or a data error naming what is wrong."""
     if b"data" not in batch or label_key not in batch:
         raise _data_error(f"{path} has no {b'data'!r} / {label_key!r} entries")
+    try:  # rows as the pickle holds them: a list may repeat one row by reference, so count before converting
+        rows = len(batch[b"data"])
+    except TypeError:
+        rows = 0
+    if rows * 3072 > path.stat().st_size:
+        raise _data_error(f"{path}: the batch declares {rows} images of 3072 bytes, more than the file's "
+                          f"{path.stat().st_size} bytes hold", "a CIFAR batch stores every pixel")
     try:
         images = torch.as_tensor(np.asarray(batch[b"data"], dtype=np.uint8))
         labels = torch.as_tensor(np.asarray(batch[label_key], dtype=np.int64))
