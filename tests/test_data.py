@@ -89,6 +89,48 @@ def test_dvs_frames(tmp_path):
     assert d.sample_shape == (5, 2, 8, 8) and d.classes == 3
 
 
+DVS_BAD = {
+    # name: (train.pt contents, words of the data error)
+    "expanded frames": ({"frames": torch.zeros(1).expand(4000, 4, 2, 32, 32), "labels": torch.zeros(4000).long()},
+                        "not sparse, meta or expanded"),
+    "frames as a list": ({"frames": [[0.0]], "labels": torch.zeros(1).long()}, "(tensors)"),
+    "labels as a list": ({"frames": torch.rand(2, 5, 2, 8, 8), "labels": [0, 1]}, "(tensors)"),
+    "no labels": ({"frames": torch.rand(0, 5, 2, 8, 8), "labels": torch.zeros(0).long()}, "found frames [0"),
+    "fewer labels than frames": ({"frames": torch.rand(3, 5, 2, 8, 8), "labels": torch.zeros(2).long()},
+                                 "found frames [3, 5, 2, 8, 8] and labels [2]"),
+    "negative labels": ({"frames": torch.rand(2, 5, 2, 8, 8), "labels": torch.tensor([0, -5])}, "minimum -5"),
+    "2-D labels": ({"frames": torch.rand(2, 5, 2, 8, 8), "labels": torch.zeros(2, 1).long()}, "labels [2, 1]"),
+    "float labels": ({"frames": torch.rand(2, 5, 2, 8, 8), "labels": torch.tensor([0.0, 1.5])},
+                     "labels must be integers"),
+    "sparse frames": ({"frames": torch.rand(2, 5, 2, 8, 8).to_sparse(), "labels": torch.zeros(2).long()},
+                      "not sparse"),
+}
+
+
+@pytest.mark.parametrize("case", list(DVS_BAD))
+def test_dvs_files_of_the_wrong_form_are_data_errors(tmp_path, case):
+    blob, words = DVS_BAD[case]
+    torch.save(blob, tmp_path / "train.pt")
+    torch.save({"frames": torch.rand(2, 5, 2, 8, 8), "labels": torch.zeros(2).long()}, tmp_path / "test.pt")
+    with pytest.raises(SnncError) as err:
+        data.load(f"dvs:{tmp_path}")
+    assert words in str(err.value), str(err.value)
+
+
+def test_dvs_frames_must_have_the_networks_time_steps(tmp_path):
+    from argparse import Namespace
+
+    from snnc.runtime import setup
+    from snnc.runtime.options import TrainSpec
+
+    for name in ("train.pt", "test.pt"):
+        torch.save({"frames": torch.rand(4, 7, 2, 8, 8), "labels": torch.arange(4) % 2}, tmp_path / name)
+    spec = TrainSpec(network="n", recipe="tet", slug="tet", T=4, classes=2, input_kind="events", input_dims=(2, 8, 8),
+                     lif_layers=[])
+    with pytest.raises(SnncError, match="gives 7 time steps per sample, but network n runs T=4"):
+        setup.load_data(spec, Namespace(data=f"dvs:{tmp_path}"))
+
+
 def test_synthetic_takes_the_network_shape():
     d = data.reshape_synthetic(data.load("synthetic:40"), (1, 8, 8), 4)
     assert d.sample_shape == (1, 8, 8) and d.classes == 4 and len(d.train_y) == 40

@@ -115,6 +115,31 @@ def reshape_synthetic(data: Data, shape: tuple[int, ...], classes: int) -> Data:
     return synthetic(len(data.train_y), tuple(shape), classes)
 
 
+def _dvs_tensors(path: Path, blob) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frames float [N, T, C, H, W], labels long [N]) of a dvs: file, or a data error naming what is wrong."""
+    form = "{'frames': [N, T, C, H, W], 'labels': [N]}"
+    if not isinstance(blob, dict) or not all(isinstance(blob.get(k), torch.Tensor) for k in ("frames", "labels")):
+        raise _data_error(f"dvs: {path} must hold {form} (tensors)")
+    frames, labels = blob["frames"], blob["labels"]
+    for name, t in (("frames", frames), ("labels", labels)):
+        # A dense tensor whose storage holds every value: an expanded (zero-stride) one is a few bytes
+        # on disk that .float() would turn into gigabytes.
+        if t.layout != torch.strided or t.is_meta or \
+                t.untyped_storage().nbytes() < t.numel() * t.element_size():
+            raise _data_error(f"dvs: {path}: {name} must be a dense tensor holding all its values "
+                              f"(not sparse, meta or expanded)")
+    if frames.dim() != 5 or labels.dim() != 1 or len(labels) != len(frames) or not len(labels):
+        raise _data_error(f"dvs: {path} must hold {form}; found frames {list(frames.shape)} and labels "
+                          f"{list(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or int(labels.min()) < 0:
+        raise _data_error(f"dvs: {path}: labels must be integers from 0 (found {labels.dtype}, "
+                          f"minimum {labels.min().item()})")
+    if not frames.dtype.is_floating_point and frames.dtype not in (torch.uint8, torch.int8, torch.int16,
+                                                                   torch.int32, torch.int64, torch.bool):
+        raise _data_error(f"dvs: {path}: frames must be real numbers, not {frames.dtype}")
+    return frames.float(), labels.long()
+
+
 def dvs(folder: Path) -> Data:
     """Pre-framed event data: folder/train.pt and folder/test.pt, each {'frames': [N, T, C, H, W], 'labels': [N]}."""
     parts = []
@@ -128,9 +153,7 @@ def dvs(folder: Path) -> Data:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
             raise _data_error(f"dvs: cannot read {path}: {exc}") from None
-        if not isinstance(blob, dict) or "frames" not in blob or "labels" not in blob or blob["frames"].dim() != 5:
-            raise _data_error(f"dvs: {path} must hold {{'frames': [N, T, C, H, W], 'labels': [N]}}")
-        parts.append((blob["frames"].float(), blob["labels"].long()))
+        parts.append(_dvs_tensors(path, blob))
     (trx, try_), (tex, tey) = parts
     classes = int(max(try_.max(), tey.max())) + 1
     return Data("dvs", trx, try_, tex, tey, classes)

@@ -96,6 +96,10 @@ def load_data(spec: TrainSpec, args) -> datasets.Data:
         raise SnncError(f"--data {args.data} gives samples of shape {list(shape)}, but network "
                         f"{spec.network} expects {spec.input_kind} {list(want)}",
                         hint="compile a network for this data (e.g. models/digits.snn for digits)")
+    if spec.input_kind != "image" and shape[0] != spec.T:
+        raise SnncError(f"--data {args.data} gives {shape[0]} time steps per sample, but network {spec.network} "
+                        f"runs T={spec.T}", hint=f"frame the events into {spec.T} bins, or compile with --set T="
+                                                 f"{shape[0]}")
     if data.classes != spec.classes:
         raise SnncError(f"--data {args.data} has {data.classes} classes, the network {spec.classes}",
                         hint=f"compile with --set classes={data.classes}")
