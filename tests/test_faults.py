@@ -210,6 +210,23 @@ def test_force_starts_over_without_the_old_runs_logs_deploy_and_report(tiny):
     assert (run / "notes.txt").read_text() == "mine" and len(read_metrics(run)) == 1
 
 
+def test_resume_runs_no_code_a_run_folder_names_unless_named_again(tiny, tmp_path, capsys):
+    mod, tmp, ref = tiny
+    run = tmp_path / "run"
+    shutil.copytree(ref, run)
+    marker = tmp_path / "ran"
+    factory = tmp_path / "factory.py"
+    factory.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+                       f"def make(train, **kw):\n    raise SystemExit('factory called')\n")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["train_args"]["data"] = f"py:{factory}:make"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit) as exit_:
+        mod.main(["--out", str(run), "--resume", "--epochs", "4"])
+    assert exit_.value.code == 2 and not marker.exists()
+    assert "which runs Python code; give that --data again to run it" in capsys.readouterr().err
+
+
 def test_resume_repairs_torn_and_missing_metrics_lines(tiny):
     mod, tmp, ref = tiny
     run = tmp / "torn"

@@ -602,7 +602,12 @@ def main(spec: TrainSpec, build_model, compute_loss, argv=None) -> int:
 def _main(spec: TrainSpec, build_model, compute_loss, argv) -> int:
     parser = make_parser(spec)
     args = parser.parse_args(argv)
-    fill_defaults(args, spec, resume.recorded_args(run_folder(args, spec)) if args.resume else None)
+    recorded = resume.recorded_args(run_folder(args, spec)) if args.resume else None
+    if args.data is None and str((recorded or {}).get("data", "")).startswith("py:"):
+        # A run folder may come from anyone; it names code, which runs only if named again here.
+        parser.error(f"--resume: the run trained on --data {recorded['data']!s:.200}, which runs Python code; "
+                     f"give that --data again to run it")
+    fill_defaults(args, spec, recorded)
     problems = validate(args, spec)
     if problems:
         parser.error("; ".join(problems))
