@@ -342,12 +342,27 @@ def test_a_missing_target_lists_classes_and_factory_functions():
     assert "resnet18_cifar" in stderr.split("functions: ")[1] and "conv3x3" in stderr
 
 
+def test_the_extract_hint_is_one_shell_word_of_python_whatever_the_key(tmp_path):
+    import ast
+    import shlex
+
+    from snnc.runtime.weights import _wrapped_hint
+
+    key, path = 'x"$(touch pwned)"\'', tmp_path / "it's here.pt"
+    hint = _wrapped_hint(path, {key: {"w": torch.zeros(1)}})
+    words = shlex.split(hint.split("extract it with: ")[1])
+    assert words[:2] == ["python", "-c"] and len(words) == 3  # no word the shell would expand or split
+    call = ast.parse(words[2]).body[1].value  # torch.save(torch.load(PATH)[KEY], 'weights.pt')
+    assert call.args[0].value.args[0].value == str(path) and call.args[0].slice.value == key
+    assert "extract it with" not in _wrapped_hint(path, {"k" * 200: {"w": torch.zeros(1)}})  # too long to paste
+
+
 def test_a_checkpoint_that_wraps_the_state_dict_gets_a_hint(tmp_path):
     state = nets.StagedVGG().state_dict()
     torch.save({"net": state, "acc": 93.1, "epoch": 200}, tmp_path / "ckpt.pth")
     code, _, stderr = snnc("import", f"{NETS}:StagedVGG", "--input", "3,32,32", "-o", tmp_path / "v.snn",
                            "--weights", tmp_path / "ckpt.pth")
-    assert code == 1 and "wraps a state dict under 'net'" in stderr and "['net']" in stderr
+    assert code == 1 and "wraps a state dict under 'net'" in stderr and '["net"]' in stderr
     torch.save(torch.load(tmp_path / "ckpt.pth")["net"], tmp_path / "weights.pt")  # what the hint says to run
     assert snnc("import", f"{NETS}:StagedVGG", "--input", "3,32,32", "-o", tmp_path / "v.snn",
                 "--weights", tmp_path / "weights.pt")[0] == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import torch
@@ -40,6 +42,17 @@ def _wrapped_hint(path: Path, state) -> str | None:
     keys = [k for k, v in state.items() if isinstance(k, str) and isinstance(v, dict) and v
             and all(isinstance(t, torch.Tensor) for t in v.values())]
     if not keys:
-        return f"it holds {', '.join(repr(k) for k in list(state)[:6])}; save the model's state_dict() on its own"
-    return (f"it wraps a state dict under {' and '.join(repr(k) for k in keys)}; extract it with: python -c "
-            f"\"import torch; torch.save(torch.load('{path}')[{keys[0]!r}], 'weights.pt')\"")
+        return f"it holds {', '.join(_shown(k) for k in list(state)[:6])}; save the model's state_dict() on its own"
+    where = f"it wraps a state dict under {' and '.join(_shown(k) for k in keys[:6])}"
+    if len(repr(keys[0])) > 100:
+        return f"{where}; save that state dict on its own"
+    # A command to paste: Python literals for the path and key (JSON strings are Python strings),
+    # the whole quoted for the shell, since both come from outside (a key may hold "$(...)").
+    path_literal, key_literal = (json.dumps(str(v), ensure_ascii=False) for v in (path, keys[0]))
+    code = f'import torch; torch.save(torch.load({path_literal})[{key_literal}], "weights.pt")'
+    return f"{where}; extract it with: python -c {shlex.quote(code)}"
+
+
+def _shown(key) -> str:
+    text = repr(key)
+    return text if len(text) <= 60 else text[:57] + "..."
