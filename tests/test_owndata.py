@@ -80,6 +80,17 @@ def test_nothing_in_a_data_folder_runs_and_bad_images_are_named(tmp_path):
     assert "expected PATH/train/<class>" in render(info.value)
 
 
+def test_an_image_over_the_pixel_limit_is_refused_not_warned_about(tmp_path, monkeypatch):
+    from snnc.runtime import imagefolder
+
+    root = make_folder(tmp_path / "imgs")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # put back after the test
+    monkeypatch.setattr(imagefolder, "MAX_PIXELS", 125)  # the folder's images are 12x10
+    Image.new("L", (12, 11)).save(root / "train" / "bee" / "big.png")  # Pillow only warns below 250
+    with pytest.raises(SnncError, match=r"big.png as an image: DecompressionBombError: 12x11 pixels, more than 125"):
+        data.load(f"imagefolder:{root}", DIGITS)
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda r: _image(r / "test" / "wasp" / "0.png", 1), "classes that .* lacks: wasp"),
     (lambda r: [p.unlink() for p in (r / "test").rglob("*.*")], "no test images"),

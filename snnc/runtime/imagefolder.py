@@ -93,6 +93,9 @@ def _read(items: list[tuple[Path, int]], C: int, H: int, W: int) -> tuple[torch.
                                        mininterval=0.5)):
         try:
             with Image.open(path) as img:
+                # Pillow only warns between MAX_IMAGE_PIXELS and twice that; the size is known before decoding.
+                if img.width * img.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels, more than {MAX_PIXELS:,}")
                 pixels = np.asarray(img.convert("L" if C == 1 else "RGB").resize((W, H), Image.BILINEAR))
         except Exception as exc:  # noqa: BLE001 - unreadable, truncated or oversized: a data error
             raise data_error(f"--data imagefolder: cannot read {path} as an image: {exc.__class__.__name__}: "
