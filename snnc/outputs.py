@@ -4,7 +4,8 @@ snnc writes three kinds of folders, each recorded as `"kind"` in its manifest.js
 `build` (snnc compile), `run` (train.py --out) and `deploy` (snnc export); `snnc report`
 writes a `report` folder (its data.json). A command replaces only a folder of its own
 kind. Replacing another snnc folder (compile -o onto a run) needs --force; a folder
-holding anything else is never replaced.
+holding anything else, or an snnc folder holding files snnc did not write there (a
+user's notes in a build folder), is never replaced.
 
 A folder is written under a hidden temporary name next to its destination and renamed
 into place once complete, so the destination holds the old folder or the new one, never
@@ -14,6 +15,7 @@ a mix. SIGTERM and Ctrl-C while staging remove the temporary folder.
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import json
 import os
 import shutil
@@ -71,6 +73,24 @@ def folder_kind(path: Path) -> str | None:
     return None
 
 
+# The top-level entries of each kind of folder as snnc writes it, besides Python's __pycache__ and
+# the hidden temporaries of atomic writes (.NAME.tmp-PID).
+OWN_ENTRIES = {
+    "build": {"ir", "kernels", "manifest.json", "model.ir", "model.py", "train.py", "source.snn"},
+    "run": {"checkpoint.pt", "metrics.jsonl", "manifest.json", "model.ir", "tensorboard", "deploy", "report"},
+    "deploy": {"manifest.json", "model.ir", "model.py", "weights.safetensors", "model.nir"},
+    "report": {"data.json", "summary.md"},
+}
+
+
+def foreign_entries(path: Path, kind: str) -> list[str]:
+    """The entries of `path`, a `kind` folder by its manifest, that snnc does not write there."""
+    def own(name: str) -> bool:
+        return (name in OWN_ENTRIES[kind] or name == "__pycache__" or fnmatch.fnmatch(name, ".*.tmp-*")
+                or (kind == "report" and name.endswith(".png")))
+    return sorted(p.name for p in path.iterdir() if not own(p.name))
+
+
 def _existing_ancestor(path: Path) -> Path:
     for parent in path.parents:
         if parent.exists() or parent.is_symlink():
@@ -121,6 +141,11 @@ def check_destination(out: str | Path, kind: str, *, force: bool = False, inside
         if found not in ("empty", kind) and not force:
             raise SnncError(f"{given} holds {WHAT[found]}; this command writes {WHAT[kind]} and replaces only that",
                             hint=f"choose another folder, or pass --force to delete the {found} folder and write here")
+        extra = foreign_entries(path, found) if found in KINDS else []
+        if extra:  # replacing the folder would delete them with it
+            shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            raise SnncError(f"{given} holds {WHAT[found]} and also {shown}, which snnc did not write; snnc will "
+                            f"not replace it", hint="move those files elsewhere, or choose another folder")
     return path
 
 

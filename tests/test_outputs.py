@@ -55,6 +55,22 @@ def test_a_command_replaces_only_its_own_kind(tmp_path):
             check_destination(mine, "deploy", force=force)
 
 
+def test_a_folder_of_its_kind_holding_other_files_is_not_replaced(tmp_path):
+    build = _folder(tmp_path / "b", {"manifest.json": json.dumps({"kind": "build"}), "model.py": "",
+                                     ".model.ir.tmp-12": "", "thesis.tex": "mine"})
+    (build / "__pycache__").mkdir()
+    for force in (False, True):
+        with pytest.raises(SnncError, match=r"holds a build folder .* and also thesis.tex, which snnc did not write"):
+            check_destination(build, "build", force=force)
+    (build / "thesis.tex").unlink()
+    assert check_destination(build, "build") == build  # its own files, caches and temporaries only
+    report = _folder(tmp_path / "r", {"data.json": json.dumps({"kind": "report"}), "summary.md": "", "loss.png": ""})
+    assert check_destination(report, "report") == report
+    (report / ".git").mkdir()
+    with pytest.raises(SnncError, match="also .git"):
+        check_destination(report, "report")
+
+
 def test_bad_locations_are_diagnostics(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("x")
