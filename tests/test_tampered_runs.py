@@ -102,6 +102,33 @@ def test_a_tampered_run_is_refused_before_anything_is_written(case, trained, tmp
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+def _moment_of_another_shape(state):
+    first = next(iter(state["optimizer"]["state"].values()))
+    first["exp_avg"] = torch.zeros(3, 3, 3)
+
+
+RESUME_CASES = {
+    "no optimizer state": lambda s: s.pop("optimizer"),
+    "an optimizer state that is a string": _set("optimizer", "adamw"),
+    "no parameter groups": lambda s: s["optimizer"].__setitem__("param_groups", []),
+    "no schedule state": lambda s: s.pop("scheduler"),
+    "hooks as a list": _set("hooks", []),
+    "a moment of another shape": _moment_of_another_shape,
+}
+
+
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_a_damaged_optimizer_state_is_a_diagnostic_on_resume(case, trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    _edit_checkpoint(run, RESUME_CASES[case])
+    capsys.readouterr()
+    assert main(["train", str(trained / "build"), "--out", str(run), "--resume", "--epochs", "3", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error:" in err and "checkpoint.pt" in err, err
+    assert checkpoint.load(run / "checkpoint.pt")["epoch"] == 2  # no epoch trained on it
+
+
 def test_non_finite_numbers_never_reach_generated_code():
     from snnc.backends.torch.lower import float_literal
 

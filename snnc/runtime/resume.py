@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 from snnc.diagnostics import SnncError
 from snnc.runtime import setup
 
@@ -59,7 +61,7 @@ def check_optimizer(ck: dict, path: Path, stages, optimizer: str) -> None:
                         f"the run continues", hint=f"resume with --optimizer {kind} (or without --optimizer)")
 
 
-def continue_optimizer(opt, sched, ck: dict, position: int) -> list[str]:
+def continue_optimizer(opt, sched, ck: dict, position: int, path: Path = Path("checkpoint.pt")) -> list[str]:
     """Load the checkpoint's optimizer and schedule state into `opt` and `sched`, keeping the
     peak lr and weight decay they were made with (this invocation's: the state would bring back
     the run's), and put the schedule at step `position` of the stage: the epochs and batches the
@@ -67,8 +69,15 @@ def continue_optimizer(opt, sched, ck: dict, position: int) -> list[str]:
     of the run's batch size and training set, which may have changed between epochs (another
     --batch-size, --data or process count). Returns what changed, in words."""
     lrs, decays = list(sched.base_lrs), [g["weight_decay"] for g in opt.param_groups]
-    opt.load_state_dict(ck["optimizer"])
-    sched.load_state_dict(ck["scheduler"])
+    try:
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        _check_moments(opt)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise SnncError(f"{path}: its optimizer or lr-schedule state does not fit this run "
+                        f"({exc.__class__.__name__}: {str(exc)[:120]})",
+                        hint="it was damaged or not written by this version of snnc; start over with --force, or "
+                             "export the weights it holds") from None
     changed = []
     if sched.last_epoch != position:
         changed.append(f"the lr schedule at step {position} (the checkpoint counted {sched.last_epoch} steps "
@@ -83,6 +92,16 @@ def continue_optimizer(opt, sched, ck: dict, position: int) -> list[str]:
             changed.append(f"weight decay {decay:g} (was {group['weight_decay']:g})")
             group["weight_decay"] = decay
     return list(dict.fromkeys(changed))
+
+
+def _check_moments(opt) -> None:
+    """Every per-parameter state tensor (AdamW's moments, SGD's momentum) has its parameter's shape:
+    load_state_dict does not check, and a mismatch would fail inside the first step."""
+    for group in opt.param_groups:
+        for param in group["params"]:
+            for name, value in opt.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                    raise ValueError(f"{name} has shape {list(value.shape)}, its parameter {list(param.shape)}")
 
 
 def repair_metrics(path: Path, epochs_done: int, last: dict) -> None:

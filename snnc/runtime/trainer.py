@@ -283,7 +283,7 @@ class Trainer:
             raise SnncError(f"{path} does not fit this network: {str(exc)[:300]}") from None
         try:
             self._restore_state(ck)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise SnncError(f"{path} is incomplete ({exc.__class__.__name__}: {str(exc)[:100]})",
                             hint="it was not written by this version of snnc; start over with --force") from None
         if self.world.main:
@@ -475,7 +475,7 @@ class Trainer:
                     sched = setup.make_scheduler(opt, steps, min(warm, steps))
                     if ck is not None and int(ck["stage"]) == idx:  # resuming inside this stage
                         position = (int(ck["epoch"]) - stage.first_epoch) * len(self.loader) + int(ck["batch"])
-                        changed = resume.continue_optimizer(opt, sched, ck, position)
+                        changed = resume.continue_optimizer(opt, sched, ck, position, self.out / "checkpoint.pt")
                         if changed and self.world.main:
                             print(f"note: resuming with {', '.join(changed)}", file=sys.stderr)
                     ck = None
