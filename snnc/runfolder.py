@@ -32,6 +32,8 @@ def _int(value, lo: int, hi: int) -> bool:
 def read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
+    except RecursionError:
+        raise SnncError(f"cannot read {path}: it nests deeper than any snnc file", hint=DAMAGED) from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise SnncError(f"cannot read {path}: {exc.__class__.__name__}: {exc}", hint=DAMAGED) from None
     if not isinstance(data, dict):

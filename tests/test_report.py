@@ -97,6 +97,20 @@ def test_report_skips_torn_lines_and_explains_missing_runs(run, tmp_path, capsys
     assert "no run folder" in err and "is not a training run folder" in err and "Traceback" not in err
 
 
+def test_report_skips_lines_of_the_wrong_form_as_it_skips_torn_ones(run, tmp_path):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    good = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    bad = [{**good, "epoch": 2, "firing_rates": {"stem.lif": "high"}}, {**good, "epoch": 3, "firing_rates": [1]},
+           {**good, "epoch": 4, "test_acc": "98%"}, {**good, "epoch": 5, "cpng": {"stem.lif": {"beta": None}}},
+           {**good, "epoch": 6, "firing_rates": {f"l{i}": 0.1 for i in range(5000)}}]
+    lines = [json.dumps(good)] + [json.dumps(b) for b in bad] + ["[" * 100_000]
+    (odd / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (odd / "manifest.json").write_bytes((run / "manifest.json").read_bytes())
+    assert snnc_main(["report", str(odd), "-o", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "data.json").read_text())["epochs"] == [1]
+
+
 def test_report_marks_the_stages_of_a_tit_run(tmp_path):
     before = torch.get_num_threads()
     torch.set_num_threads(1)

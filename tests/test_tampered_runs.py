@@ -70,6 +70,12 @@ CASES = {
     "a network name that is code": (lambda r: _edit_manifest(r, network="__import__('os')"), "field 'network'"),
     "input dims of a billion": (lambda r: _edit_manifest(r, input={"kind": "image", "dims": [1, 10**9, 8]}),
                                 "field 'input'"),
+    "a preprocess scale of infinity": (lambda r: _edit_manifest(r, data={"spec": "digits", "preprocess": {
+        "scale": float("inf"), "mean": [0.0], "std": [1.0]}}), "data.preprocess is malformed"),
+    "a preprocess mean of 400 digits": (lambda r: _edit_manifest(r, data={"spec": "digits", "preprocess": {
+        "scale": 1.0, "mean": [10**400], "std": [1.0]}}), "data.preprocess is malformed"),
+    "a manifest nested 100,000 deep": (lambda r: (r / "manifest.json").write_text("[" * 100_000),
+                                       "nests deeper than any snnc file"),
     "T of a billion in the checkpoint": (lambda r: _edit_checkpoint(r, _set("T", 10**9)), "field 'T'"),
     "epoch as a string": (lambda r: _edit_checkpoint(r, _set("epoch", "2")), "field 'epoch'"),
     "a schedule of the wrong form": (lambda r: _edit_checkpoint(r, _set("schedule", [[4, 2]])), "field 'schedule'"),

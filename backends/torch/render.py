@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from importlib import resources
@@ -113,14 +114,23 @@ def render_train(graph: Graph, source: str, recipe: str, slug: str, loop: str = 
     return text
 
 
+def _real(x) -> bool:
+    """A finite int or float (a 400-digit int does not convert to one)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
 def _preprocess_literals(preprocess: dict | None, channels: int) -> dict | None:
     """Checked literals of x = (raw * scale - mean[c]) / std[c], or None when the run recorded none."""
     if preprocess is None:
         return None
     scale, mean, std = preprocess.get("scale"), preprocess.get("mean"), preprocess.get("std")
-    ok = (isinstance(scale, (int, float)) and scale > 0 and all(isinstance(v, list) and len(v) in (1, channels)
-          and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in (mean, std))
-          and all(x > 0 for x in std))
+    ok = (_real(scale) and scale > 0 and all(isinstance(v, list) and len(v) in (1, channels)
+          and all(_real(x) for x in v) for v in (mean, std)) and all(x > 0 for x in std))
     if not ok:
         raise SnncError("the run manifest's data.preprocess is malformed", hint="restore manifest.json, or retrain")
     return {"scale": _f(scale), "mean": "(" + ", ".join(_f(x) for x in mean) + ",)",
