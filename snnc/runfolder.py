@@ -73,6 +73,14 @@ def read_manifest(path: Path) -> dict:
     return m
 
 
+def _json_ok(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
 def _finite_scalar(v) -> bool:
     return isinstance(v, (int, float, str, bool)) and not (isinstance(v, float) and not math.isfinite(v))
 
@@ -118,17 +126,19 @@ def check_checkpoint(state: dict, path: Path, graph: Graph | None = None) -> dic
     for key in ("epoch", "batch", "stage"):
         if key in state and not _int(state[key], 0, 10**9):
             raise _bad(path, key, f"must be a non-negative integer, not {state[key]!r}")
+    from snnc.runtime.weights import plain_tensor
+
     model = state.get("model")
-    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) and plain_tensor(v)
                                               for k, v in model.items()):
-        raise _bad(path, "model", "must be a state dict of tensors")
+        raise _bad(path, "model", "must be a state dict of dense tensors")
     if "T" in state:
         allowed = schedule_Ts(graph) if graph is not None else None
         if not _int(state["T"], 1, MAX_T) or (allowed is not None and state["T"] not in allowed):
             raise _bad(path, "T", f"is {state['T']!r}, not a T this network trains at"
                                   + (f" ({', '.join(map(str, sorted(allowed)))})" if allowed else ""))
-    if "metrics" in state and not isinstance(state["metrics"], dict):
-        raise _bad(path, "metrics", "must be an object")
+    if "metrics" in state and not (isinstance(state["metrics"], dict) and _json_ok(state["metrics"])):
+        raise _bad(path, "metrics", "must be an object of numbers and strings")
     if "schedule" in state and not _schedule_ok(state["schedule"]):
         raise _bad(path, "schedule", "must be a list of {\"T\": int, \"epochs\": int, \"lr\": number}")
     order = state.get("epoch_order")

@@ -330,6 +330,18 @@ def test_payload_is_live_but_never_unpickled(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.parametrize("state, shown", [
+    ({3: torch.zeros(2)}, "3"),
+    ({"w": torch.zeros(2, 2).to_sparse()}, "'w'"),
+    ({"w": torch.zeros(4, device="meta")}, "'w'"),
+    ({"w": torch.zeros(1).expand(10_000)}, "'w'"),
+])
+def test_weights_of_another_form_are_a_diagnostic(tmp_path, state, shown):
+    torch.save(state, tmp_path / "w.pt")
+    err = answer(lambda: weights.load_state_dict(tmp_path / "w.pt"))
+    assert isinstance(err, SnncError) and f"holds entries a state dict does not: {shown}" in str(err), err
+
+
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("ck") / "checkpoint.pt"

@@ -81,6 +81,10 @@ CASES = {
     "a schedule of the wrong form": (lambda r: _edit_checkpoint(r, _set("schedule", [[4, 2]])), "field 'schedule'"),
     "an epoch order of the wrong form": (lambda r: _edit_checkpoint(r, _set("epoch_order", [["--seed", 0]])),
                                          "field 'epoch_order'"),
+    "a sparse weight": (lambda r: _edit_checkpoint(r, lambda s: s["model"].__setitem__(
+        "decode.f", s["model"]["decode.f"].to_sparse())), "field 'model'"),
+    "metrics holding a tensor": (lambda r: _edit_checkpoint(r, _set("metrics", {"test_acc": torch.tensor(0.5)})),
+                                 "field 'metrics'"),
     "diverged TWO weights": (lambda r: _edit_checkpoint(r, _nan_decode), "'decode.f' holds 2 non-finite"),
     "a diverged BN variance": (lambda r: _edit_checkpoint(
         r, lambda s: s["model"].__setitem__("stem_bn.running_var", -torch.ones(8))), "non-finite"),

@@ -32,7 +32,19 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = state["model"]  # an snnc checkpoint
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SnncError(f"{path} does not hold a state dict of tensors", hint=_wrapped_hint(path, state))
+    odd = [k for k, v in state.items() if not isinstance(k, str) or not plain_tensor(v)]
+    if odd:
+        raise SnncError(f"{path} holds entries a state dict does not: {', '.join(_shown(k) for k in odd[:5])} "
+                        f"(names must be strings, tensors dense and holding their values)",
+                        hint="save model.state_dict() of a plain model")
     return state
+
+
+def plain_tensor(t: torch.Tensor) -> bool:
+    """Dense, on a real device and holding all its values: what weights and checkpoints are made of
+    (sparse, meta or quantized tensors are not, and the code that reads weights does not expect them)."""
+    return t.layout == torch.strided and not t.is_meta and not t.is_quantized and \
+        t.untyped_storage().nbytes() >= (t.storage_offset() + t.numel()) * t.element_size()
 
 
 def _wrapped_hint(path: Path, state) -> str | None:
