@@ -118,9 +118,10 @@ class SourceCache:
             except OSError:
                 return None
             self._texts[loc.file] = text
-        lines = text.splitlines()
+        # Lines as Lark counts them: only "\n" ends one (splitlines also splits at \f, \v, \x1c, U+2028...).
+        lines = text.split("\n")
         if 1 <= loc.line <= len(lines):
-            return lines[loc.line - 1]
+            return lines[loc.line - 1].removesuffix("\r")
         return None
 
 

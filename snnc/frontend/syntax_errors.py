@@ -58,7 +58,7 @@ def syntax_error(exc: UnexpectedInput, text: str, file: str, start: str) -> Snnc
         return SnncError(f"unexpected character '{shown}'", Loc.point(file, line, col), hint)
 
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        lines = text.splitlines() or [""]
+        lines = [ln.removesuffix("\r") for ln in text.removesuffix("\n").split("\n")]  # as Lark counts lines
         last = len(lines)
         loc = Loc.point(file, last, len(lines[-1]) + 1)
         what = _START_WHAT.get(start, "input")
