@@ -119,7 +119,7 @@ class SourceCache:
                 return None
             self._texts[loc.file] = text
         # Lines as Lark counts them: only "\n" ends one (splitlines also splits at \f, \v, \x1c, U+2028...).
-        lines = text.split("\n")
+        lines = text.removesuffix("\n").split("\n") if text else []
         if 1 <= loc.line <= len(lines):
             return lines[loc.line - 1].removesuffix("\r")
         return None
