@@ -139,6 +139,17 @@ def test_a_damaged_optimizer_state_is_a_diagnostic_on_resume(case, trained, tmp_
     assert checkpoint.load(run / "checkpoint.pt")["epoch"] == 2  # no epoch trained on it
 
 
+@pytest.mark.parametrize("field", ["epoch", "batch"])
+def test_a_position_past_the_run_is_a_diagnostic_on_resume(field, trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    _edit_checkpoint(run, _set(field, 10**9))
+    capsys.readouterr()
+    assert main(["train", str(trained / "build"), "--out", str(run), "--resume", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"field '{field}' is 1000000000" in err and "Traceback" not in err, err
+
+
 def test_non_finite_numbers_never_reach_generated_code():
     from snnc.backends.torch.lower import float_literal
 

@@ -148,7 +148,13 @@ class Trainer:
             self.stages = setup.recorded_stages(ck["schedule"], self.spec, self.args.lr)
             self.total_epochs = sum(s.epochs for s in self.stages)
         done, batch = ck.get("epoch"), ck.get("batch") or 0
+        if isinstance(batch, int) and batch >= len(self.loader):
+            raise SnncError(f"{ckpt}: field 'batch' is {batch}, but an epoch of this run has {len(self.loader)} "
+                            f"batches", hint=runfolder.DAMAGED)
         if isinstance(done, int) and isinstance(batch, int) and self.total_epochs < done + (batch > 0):
+            if self.args.epochs is None:
+                raise SnncError(f"{ckpt}: field 'epoch' is {done}, past the run's schedule of {self.total_epochs} "
+                                f"epochs", hint=runfolder.DAMAGED)
             raise SnncError(f"--epochs {self.total_epochs}: the run in {self.out} has done {done} epochs"
                             + (f" and {batch} batches of the next" if batch else "") + " already",
                             hint="give more epochs than that, or leave --epochs out to finish the recorded "
