@@ -43,7 +43,7 @@ def test_unknown_set_name_names_the_known_ones():
     assert "has no parameter 'LL'" in text and "did you mean 'L'?" in text
 
 
-@pytest.mark.parametrize("value", ["abc", "1e999", "nan", ""])
+@pytest.mark.parametrize("value", ["abc", "1e999", "nan", "", "४", "1_6", "１６"])
 def test_bad_set_value(value):
     with pytest.raises(SnncError) as info:
         compile_source(ROOT / "models" / "toy.snn", {"L": value})

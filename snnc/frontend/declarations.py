@@ -243,6 +243,11 @@ def parse_override(name: str, text: str):
     text = text.strip()
     if text in ("true", "false"):
         return text == "true"
+    # Numbers as the language writes them: ASCII digits, no '_' (Python's int() and float() also take
+    # '1_6' and other scripts' digits, which the language refuses).
+    if not text.isascii() or "_" in text:
+        raise SnncError(f"--set {name}={ascii(text)[1:-1]}: the value must be a number or true/false, in ASCII "
+                        f"digits", None, f"for example --set {name}=4")
     try:
         value = int(text)
         if abs(value) > 2**62:
