@@ -40,6 +40,8 @@ def test_export_writes_a_standalone_folder(digits_run, tmp_path):
     assert m["input"]["kind"] == "image" and m["input"]["dims"] == [1, 8, 8]
     assert m["input"]["preprocess"]["scale"] == 1 / 16 and m["input"]["encoding"].startswith("direct")
     assert m["metrics"]["test_acc"] == info["metrics"]["test_acc"] and len(m["source_sha256"]) == 64
+    usage = [ln for ln in text.splitlines() if ln.startswith("#   classes = predict(")]  # one call a line
+    assert len(usage) == 2 and usage[0].endswith("# x: [B, 1, 8, 8]") and "raw=True" in usage[1], usage
 
 
 def test_deployed_digits_equals_the_trained_model(digits_run, tmp_path):
