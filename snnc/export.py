@@ -184,6 +184,9 @@ def export_run(run_dir: str | Path, deploy_dir: str | Path, checkpoint: str | Pa
         "source": manifest.get("source"), "source_sha256": manifest.get("source_sha256"),
         "T": int(inference.params["T"]), "input": {**manifest["input"], **_input_contract(manifest, inference.node("x").attrs)},
         "classes": manifest["classes"], "dtype": dtype, "checkpoint_epoch": int(state.get("epoch", 0)),
+        # A checkpoint from the middle of an epoch (SIGTERM, Ctrl-C): its weights are past the last epoch's
+        # metrics by this many batches.
+        "checkpoint_batch": int(state.get("batch") or 0),
         "metrics": state.get("metrics") or {}, "passes": ["strip-aux", "fold-bn", "bake-decoding", "dce"],
     }
     from safetensors.torch import save_file

@@ -94,6 +94,11 @@ def test_sigterm_mid_epoch_saves_exits_143_and_resumes_bitwise(tiny, capsys):
     err = capsys.readouterr().err
     assert "--data synthetic:64 (now synthetic:96), training samples 64 (now 96)" in err, err
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    from snnc.cli.main import main as snnc_main  # the weights as they stand say where they stand
+
+    assert snnc_main(["export", str(run), "-o", str(tmp / "deploy_mid_epoch")]) == 0
+    assert "from epoch 1 and 2 batches of epoch 2" in capsys.readouterr().out
+    assert json.loads((tmp / "deploy_mid_epoch" / "manifest.json").read_text())["checkpoint_batch"] == 2
     assert mod.main(ARGS + ["--epochs", "3", "--out", str(run), "--resume"]) == 0
     _same_run(ref, run)
 

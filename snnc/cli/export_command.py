@@ -17,8 +17,14 @@ def cmd_export(args) -> int:
     nir_options = {"dt": args.nir_dt, "sum_pool": args.nir_sum_pool, "lossy": args.lossy}
     info = export_run(args.run_dir, args.out, args.checkpoint, args.dtype, args.nir, nir_options,
                       check_data=args.check_data, force=args.force)
-    print(f"exported {info['network']} ({info['recipe']}) from epoch {info['checkpoint_epoch']} at T={info['T']} "
+    batch = info["checkpoint_batch"]
+    where = f"epoch {info['checkpoint_epoch']}" + (f" and {batch} batches of epoch {info['checkpoint_epoch'] + 1}"
+                                                   if batch else "")
+    print(f"exported {info['network']} ({info['recipe']}) from {where} at T={info['T']} "
           f"to {args.out}/: model.py, weights.safetensors, model.ir, manifest.json{', model.nir' if args.nir else ''}")
+    if batch:
+        print(f"note: a mid-epoch checkpoint: its recorded metrics are those of epoch {info['checkpoint_epoch']}, "
+              f"before these {batch} batches")
     for warning in (info.get("nir") or {}).get("warnings", []):
         print(f"warning: {warning}")
     if "check" in info:
