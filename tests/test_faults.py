@@ -103,9 +103,9 @@ def test_sigterm_mid_epoch_saves_exits_143_and_resumes_bitwise(tiny, capsys):
     _same_run(ref, run)
 
 
-def _signal_at_step(mod, step: int, signals):
-    """Make the loss of training step `step` (1-based, over all epochs) send `signals` to this process;
-    returns the real loss function, to put back."""
+def _train_signalled(mod, out: Path, step: int, signals) -> int:
+    """train.py's main for 3 epochs into `out`, sending `signals` to this process in training step
+    `step` (1-based, over all epochs); its exit code."""
     real, calls = mod.compute_loss, {"n": 0}
 
     def loss_then_signal(outputs, aux, y):
@@ -116,17 +116,16 @@ def _signal_at_step(mod, step: int, signals):
         return real(outputs, aux, y)
 
     mod.compute_loss = loss_then_signal
-    return real
+    try:
+        return mod.main(ARGS + ["--epochs", "3", "--out", str(out)])
+    finally:
+        mod.compute_loss = real
 
 
 def test_ctrl_c_mid_epoch_checkpoints_like_sigterm_and_twice_stops_at_once(tiny, capsys):
     mod, tmp, ref = tiny
     run = tmp / "ctrl_c"
-    real = _signal_at_step(mod, 6, [signal.SIGINT])  # epoch 2, batch 2 of 4
-    try:
-        assert mod.main(ARGS + ["--epochs", "3", "--out", str(run)]) == 130
-    finally:
-        mod.compute_loss = real
+    assert _train_signalled(mod, run, 6, [signal.SIGINT]) == 130  # epoch 2, batch 2 of 4
     err = capsys.readouterr().err
     assert "Ctrl-C: stopping after this batch" in err and "stopped by Ctrl-C after 1 epoch(s) and 2 batch(es)" in err
     ck = checkpoint.load(run / "checkpoint.pt")
@@ -135,21 +134,12 @@ def test_ctrl_c_mid_epoch_checkpoints_like_sigterm_and_twice_stops_at_once(tiny,
     _same_run(ref, run)
     # Twice in one batch: at once, with the epoch-1 checkpoint left as it was.
     twice = tmp / "ctrl_c_twice"
-    real = _signal_at_step(mod, 6, [signal.SIGINT, signal.SIGINT])
-    try:
-        assert mod.main(ARGS + ["--epochs", "3", "--out", str(twice)]) == 130
-    finally:
-        mod.compute_loss = real
+    assert _train_signalled(mod, twice, 6, [signal.SIGINT, signal.SIGINT]) == 130
     assert f"interrupted; the last checkpoint ({twice / 'checkpoint.pt'}) is kept" in capsys.readouterr().err
-    assert (checkpoint.load(twice / "checkpoint.pt")["epoch"], checkpoint.load(twice / "checkpoint.pt")["batch"]) \
-        == (1, 0)
+    ck = checkpoint.load(twice / "checkpoint.pt")
+    assert (ck["epoch"], ck["batch"]) == (1, 0)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
-    early = tmp / "ctrl_c_early"
-    real = _signal_at_step(mod, 2, [signal.SIGINT, signal.SIGINT])
-    try:
-        assert mod.main(ARGS + ["--epochs", "3", "--out", str(early)]) == 130
-    finally:
-        mod.compute_loss = real
+    assert _train_signalled(mod, tmp / "ctrl_c_early", 2, [signal.SIGINT, signal.SIGINT]) == 130
     assert "interrupted; no checkpoint was written" in capsys.readouterr().err
 
 
