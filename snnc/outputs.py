@@ -14,7 +14,6 @@ a mix. SIGTERM and Ctrl-C while staging remove the temporary folder.
 
 from __future__ import annotations
 
-import fcntl
 import fnmatch
 import json
 import os
@@ -167,6 +166,8 @@ def lock_folder(path: Path) -> int | None:
     """An exclusive lock on the folder `path` (made if missing), held until the returned descriptor
     is closed or the process ends, however it ends; None if another process holds it. A file
     system without locks (some network mounts) gives the descriptor unlocked rather than refusing."""
+    import fcntl  # POSIX only, as the rest of training's signal handling
+
     path.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDONLY)
     try:
