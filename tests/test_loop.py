@@ -155,6 +155,7 @@ def test_inline_loop_refuses_an_out_that_is_not_its_own_before_any_work(tmp_path
     mod, build_dir = _inline_module(tmp_path)
     trainer_run = tmp_path / "trainer-run"
     trainer_run.mkdir()
+    (trainer_run / "manifest.json").write_text('{"kind": "run"}\n')
     (trainer_run / "metrics.jsonl").write_text('{"epoch": 1}\n')
     checkpoint.save_atomic({"model": {}}, trainer_run / "checkpoint.pt")
     a_file = tmp_path / "notes.txt"
