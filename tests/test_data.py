@@ -131,6 +131,15 @@ def test_dvs_frames_must_have_the_networks_time_steps(tmp_path):
         setup.load_data(spec, Namespace(data=f"dvs:{tmp_path}"))
 
 
+def test_a_run_records_data_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for given, recorded in [("cifar10:data", f"cifar10:{tmp_path}/data"),
+                            ("py:my data.py:make", f"py:{tmp_path}/my data.py:make"),
+                            ("imagefolder:/abs/imgs", "imagefolder:/abs/imgs"), ("synthetic:64", "synthetic:64"),
+                            ("digits", "digits"), ("dvs:../x", f"dvs:{tmp_path.parent}/x")]:
+        assert data.absolute_spec(given) == recorded
+
+
 def test_synthetic_takes_the_network_shape():
     d = data.reshape_synthetic(data.load("synthetic:40"), (1, 8, 8), 4)
     assert d.sample_shape == (1, 8, 8) and d.classes == 4 and len(d.train_y) == 40

@@ -9,6 +9,8 @@ pickles in cifar.py.
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import torch
@@ -19,6 +21,21 @@ from snnc.runtime.datatypes import SPECS, Data, Target, crop_flip, data_error, s
 MAX_SYNTHETIC = 20_000  # samples: about 300 MB at CIFAR size
 _data_error = data_error
 EVENT_KINDS = ("nmnist", "dvsgesture", "cifar10dvs")
+
+
+PATH_KINDS = ("cifar10", "cifar100", "dvs", "imagefolder", "py") + EVENT_KINDS
+
+
+def absolute_spec(spec: str) -> str:
+    """`spec` with its path made absolute (from the current folder), as a run records it: a resume
+    from another folder then reads the same files. Specs without a path are returned as given."""
+    kind, _, path = spec.partition(":")
+    if kind not in PATH_KINDS or not path:
+        return spec
+    if kind == "py":  # FILE.py:FACTORY
+        file, sep, factory = path.rpartition(":")
+        return f"py:{os.path.abspath(file)}{sep}{factory}" if sep and file else spec
+    return f"{kind}:{os.path.abspath(path)}"
 
 
 def load(spec: str, target: Target | None = None) -> Data:
@@ -37,7 +54,7 @@ def load(spec: str, target: Target | None = None) -> Data:
                 raise _data_error(f"synthetic:{path}: N must be an integer in [8, {MAX_SYNTHETIC}]")
             n = int(path)
         return synthetic(n)
-    if kind in ("cifar10", "cifar100", "dvs", "imagefolder", "py") + EVENT_KINDS and not path:
+    if kind in PATH_KINDS and not path:
         what = "FILE.py:FACTORY" if kind == "py" else "PATH"
         raise _data_error(f"{kind} needs a {'file' if kind == 'py' else 'folder'}: --data {kind}:{what}")
     if kind in ("cifar10", "cifar100"):

@@ -39,6 +39,7 @@ from snnc.diagnostics import SnncError, render
 from snnc.losses import predict
 from snnc import outputs, runfolder
 from snnc.runtime import checkpoint, distributed as dist, resume, setup, tblog
+from snnc.runtime.data import absolute_spec
 from snnc.runtime.hooks import CPNGHook, TWOHook
 from snnc.runtime.options import RECORDED, TrainSpec, fill_defaults, make_parser, validate
 from snnc.runtime.progress import Progress
@@ -92,6 +93,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.out = run_folder(args, spec)
+        args.data = absolute_spec(args.data)  # recorded so: a resume from another folder reads the same files
         self.data = setup.load_data(spec, args)
         torch.manual_seed(args.seed)
         self.model = build_model().to(self.device)
