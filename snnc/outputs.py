@@ -140,6 +140,9 @@ def check_destination(out: str | Path, kind: str, *, force: bool = False, inside
         if found not in ("empty", kind) and not force:
             raise SnncError(f"{given} holds {WHAT[found]}; this command writes {WHAT[kind]} and replaces only that",
                             hint=f"choose another folder, or pass --force to delete the {found} folder and write here")
+        if found == "run" and _busy(path):
+            raise SnncError(f"{given} holds a training run that is training now (a process holds its lock)",
+                            hint="wait for it to finish or stop it, or choose another folder")
         extra = foreign_entries(path, found) if found in KINDS else []
         if extra:  # replacing the folder would delete them with it
             shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
@@ -178,6 +181,15 @@ def lock_folder(path: Path) -> int | None:
     except OSError:
         pass
     return fd
+
+
+def _busy(run: Path) -> bool:
+    """Whether a training holds the run folder's lock (lock_folder) now."""
+    fd = lock_folder(run)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
 
 
 def _umask() -> int:

@@ -71,6 +71,19 @@ def test_a_folder_of_its_kind_holding_other_files_is_not_replaced(tmp_path):
         check_destination(report, "report")
 
 
+def test_a_run_that_is_training_is_not_replaced_even_with_force(tmp_path):
+    from snnc.outputs import lock_folder
+
+    run = _folder(tmp_path / "run", {"manifest.json": RUN_MANIFEST, "checkpoint.pt": ""})
+    fd = lock_folder(run)  # as its training process holds it
+    try:
+        with pytest.raises(SnncError, match="is training now"):
+            check_destination(run, "build", force=True)
+    finally:
+        os.close(fd)
+    assert check_destination(run, "build", force=True) == run
+
+
 def test_bad_locations_are_diagnostics(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("x")
