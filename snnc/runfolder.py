@@ -100,13 +100,20 @@ def read_ir(path: Path) -> Graph:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise SnncError(f"cannot read {path}: {exc}", hint=DAMAGED) from None
+    from snnc.budget import check_budget
+
     try:
-        return verify(parse(text, str(path)))
+        graph = verify(parse(text, str(path)))
     except SnncError as err:
         raise SnncError(f"{path} is not valid snnc IR: {err.message}", err.loc if err.loc and err.loc.file == str(path)
                         else None, DAMAGED) from None
     except Exception as exc:  # noqa: BLE001 - a transformer failure on malformed text
         raise SnncError(f"{path} is not valid snnc IR ({exc.__class__.__name__})", hint=DAMAGED) from None
+    try:  # the compiler's size limits hold for a graph read back too: a run folder may come from anyone
+        check_budget(graph)
+    except SnncError as err:
+        raise SnncError(f"{path}: {err.message}", None, err.hint) from None
+    return graph
 
 
 def schedule_Ts(graph: Graph) -> set[int]:

@@ -150,6 +150,25 @@ def test_a_position_past_the_run_is_a_diagnostic_on_resume(field, trained, tmp_p
     assert f"field '{field}' is 1000000000" in err and "Traceback" not in err, err
 
 
+def test_a_run_ir_past_the_size_limits_is_refused_as_at_compile(trained, tmp_path, capsys, monkeypatch):
+    # The same network on 8192x8192 inputs (compiled with the override): the weights still fit, but
+    # one sample would take gigabytes, which export's check would allocate.
+    big = tmp_path / "big.snn"
+    big.write_text(Path(DIGITS).read_text().replace("input image[1, 8, 8]", "input image[1, 8192, 8192]"))
+    monkeypatch.setenv("SNNC_ALLOW_LARGE", "1")
+    assert main(["compile", str(big), "--recipe", "two(warmup=0)+tet", "--set", "width=8", "-o",
+                 str(tmp_path / "bigbuild")]) == 0
+    monkeypatch.delenv("SNNC_ALLOW_LARGE")
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    shutil.copy(tmp_path / "bigbuild" / "model.ir", run / "model.ir")
+    _edit_manifest(run, input={"kind": "image", "dims": [1, 8192, 8192]})
+    capsys.readouterr()
+    assert main(["export", str(run), "-o", str(tmp_path / "deploy"), "--check-data", "synthetic:8"]) == 1
+    err = capsys.readouterr().err
+    assert "model.ir: network 'digits' is too large to train" in err and "Traceback" not in err, err
+
+
 def test_non_finite_numbers_never_reach_generated_code():
     from snnc.backends.torch.lower import float_literal
 
