@@ -26,7 +26,7 @@ from pathlib import Path
 from statistics import median
 
 from snnc.diagnostics import SnncError
-from snnc.runfolder import read_ir, read_manifest
+from snnc.runfolder import finite_number, read_ir, read_manifest
 
 PJ_PER_AC = 0.9    # one accumulate (a synaptic operation on a spike)
 PJ_PER_MAC = 4.6   # one multiply-accumulate
@@ -67,24 +67,20 @@ def read_metrics(run: Path) -> list[dict]:
 _MAX_NAMES = 4096  # layers (or time steps) a record may name: far more than any network has
 
 
-def _real(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _well_formed(r) -> bool:
     """A metrics line as train.py writes it, in the fields the report reads; others are skipped like torn ones."""
     if not isinstance(r, dict) or not isinstance(r.get("epoch"), int) or isinstance(r["epoch"], bool):
         return False
     numbers = ("train_loss", "test_loss", "train_acc", "test_acc", "samples_per_s", "lr")
-    if not all(r.get(k) is None or _real(r[k]) for k in numbers):
+    if not all(r.get(k) is None or finite_number(r[k]) for k in numbers):
         return False
     if not all(r.get(k) is None or (isinstance(r[k], int) and not isinstance(r[k], bool)) for k in ("T", "stage")):
         return False
     rates, cpng, two = r.get("firing_rates", {}), r.get("cpng", {}), r.get("two_weights", [])
-    return (isinstance(rates, dict) and len(rates) <= _MAX_NAMES and all(_real(v) for v in rates.values())
+    return (isinstance(rates, dict) and len(rates) <= _MAX_NAMES and all(finite_number(v) for v in rates.values())
             and isinstance(cpng, dict) and len(cpng) <= _MAX_NAMES
-            and all(isinstance(v, dict) and _real(v.get("beta")) and _real(v.get("chi")) for v in cpng.values())
-            and isinstance(two, list) and len(two) <= _MAX_NAMES and all(_real(v) for v in two))
+            and all(isinstance(v, dict) and finite_number(v.get("beta")) and finite_number(v.get("chi")) for v in cpng.values())
+            and isinstance(two, list) and len(two) <= _MAX_NAMES and all(finite_number(v) for v in two))
 
 
 def _input_rate(graph, name: str, rates: dict[str, float]) -> tuple[str | None, float | None]:

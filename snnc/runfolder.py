@@ -81,8 +81,18 @@ def _json_ok(value) -> bool:
     return True
 
 
+def finite_number(v) -> bool:
+    """A finite int or float, not a bool (a 400-digit int, which no float holds, is not one)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 def _finite_scalar(v) -> bool:
-    return isinstance(v, (int, float, str, bool)) and not (isinstance(v, float) and not math.isfinite(v))
+    return isinstance(v, (str, bool)) or finite_number(v)
 
 
 def _schedule_ok(schedule) -> bool:

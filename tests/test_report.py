@@ -103,7 +103,8 @@ def test_report_skips_lines_of_the_wrong_form_as_it_skips_torn_ones(run, tmp_pat
     good = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     bad = [{**good, "epoch": 2, "firing_rates": {"stem.lif": "high"}}, {**good, "epoch": 3, "firing_rates": [1]},
            {**good, "epoch": 4, "test_acc": "98%"}, {**good, "epoch": 5, "cpng": {"stem.lif": {"beta": None}}},
-           {**good, "epoch": 6, "firing_rates": {f"l{i}": 0.1 for i in range(5000)}}]
+           {**good, "epoch": 6, "firing_rates": {f"l{i}": 0.1 for i in range(5000)}}, {**good, "epoch": 7,
+                                                                                         "test_acc": 10**400}]
     lines = [json.dumps(good)] + [json.dumps(b) for b in bad] + ["[" * 100_000]
     (odd / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     (odd / "manifest.json").write_bytes((run / "manifest.json").read_bytes())

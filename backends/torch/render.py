@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from functools import lru_cache
 from importlib import resources
@@ -14,6 +13,7 @@ from snnc.ir.graph import Graph
 from snnc.backends.torch.lower import float_literal, lower_model
 from snnc.backends.torch.memory_lower import plan as memory_plan
 from snnc.diagnostics import SnncError
+from snnc.runfolder import finite_number
 from snnc.names import comment_text
 
 
@@ -114,23 +114,13 @@ def render_train(graph: Graph, source: str, recipe: str, slug: str, loop: str = 
     return text
 
 
-def _real(x) -> bool:
-    """A finite int or float (a 400-digit int does not convert to one)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(x))
-    except OverflowError:
-        return False
-
-
 def _preprocess_literals(preprocess: dict | None, channels: int) -> dict | None:
     """Checked literals of x = (raw * scale - mean[c]) / std[c], or None when the run recorded none."""
     if preprocess is None:
         return None
     scale, mean, std = preprocess.get("scale"), preprocess.get("mean"), preprocess.get("std")
-    ok = (_real(scale) and scale > 0 and all(isinstance(v, list) and len(v) in (1, channels)
-          and all(_real(x) for x in v) for v in (mean, std)) and all(x > 0 for x in std))
+    ok = (finite_number(scale) and scale > 0 and all(isinstance(v, list) and len(v) in (1, channels)
+          and all(finite_number(x) for x in v) for v in (mean, std)) and all(x > 0 for x in std))
     if not ok:
         raise SnncError("the run manifest's data.preprocess is malformed", hint="restore manifest.json, or retrain")
     return {"scale": _f(scale), "mean": "(" + ", ".join(_f(x) for x in mean) + ",)",

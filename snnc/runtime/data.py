@@ -17,6 +17,7 @@ import torch
 
 from snnc.runtime.cifar import CIFAR_MEAN, CIFAR_STD, cifar  # noqa: F401 - part of this module's interface
 from snnc.runtime.datatypes import SPECS, Data, Target, crop_flip, data_error, stratified_split  # noqa: F401
+from snnc.runtime.weights import plain_tensor
 
 MAX_SYNTHETIC = 20_000  # samples: about 300 MB at CIFAR size
 _data_error = data_error
@@ -139,10 +140,8 @@ def _dvs_tensors(path: Path, blob) -> tuple[torch.Tensor, torch.Tensor]:
         raise _data_error(f"dvs: {path} must hold {form} (tensors)")
     frames, labels = blob["frames"], blob["labels"]
     for name, t in (("frames", frames), ("labels", labels)):
-        # A dense tensor whose storage holds every value: an expanded (zero-stride) one is a few bytes
-        # on disk that .float() would turn into gigabytes.
-        if t.layout != torch.strided or t.is_meta or \
-                t.untyped_storage().nbytes() < t.numel() * t.element_size():
+        # An expanded (zero-stride) tensor is a few bytes on disk that .float() would turn into gigabytes.
+        if not plain_tensor(t):
             raise _data_error(f"dvs: {path}: {name} must be a dense tensor holding all its values "
                               f"(not sparse, meta or expanded)")
     if frames.dim() != 5 or labels.dim() != 1 or len(labels) != len(frames) or not len(labels):
