@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from snnc.diagnostics import SnncError
+from snnc.runfolder import DAMAGED
 from snnc.runtime import setup
 
 
@@ -25,6 +26,27 @@ def recorded_args(run_dir: Path) -> dict | None:
     except (OSError, ValueError, AttributeError):
         return None
     return recorded if isinstance(recorded, dict) else None
+
+
+def check_position(ck: dict, path: Path, total_epochs: int, steps_per_epoch: int, epochs_given: bool) -> None:
+    """Where the checkpoint stands must lie inside this run: its batch inside an epoch, its epoch (and
+    batch) inside the schedule. Past it, a damaged checkpoint (a schedule of its own) or an --epochs
+    that ends before the run's own progress."""
+    done, batch = ck.get("epoch"), ck.get("batch") or 0
+    if not isinstance(done, int) or not isinstance(batch, int):
+        return  # of the wrong type: the checkpoint's own checks report it
+    if batch >= steps_per_epoch:
+        raise SnncError(f"{path}: field 'batch' is {batch}, but an epoch of this run has {steps_per_epoch} batches",
+                        hint=DAMAGED)
+    if total_epochs >= done + (batch > 0):
+        return
+    if not epochs_given:
+        raise SnncError(f"{path}: field 'epoch' is {done}, past the run's schedule of {total_epochs} epochs",
+                        hint=DAMAGED)
+    raise SnncError(f"--epochs {total_epochs}: the run in {path.parent} has done {done} epochs"
+                    + (f" and {batch} batches of the next" if batch else "") + " already",
+                    hint="give more epochs than that, or leave --epochs out to finish the recorded schedule; "
+                         "`snnc export` takes the weights as they are")
 
 
 def check_epoch_in_progress(ck: dict, path: Path, now: dict, main: bool) -> None:

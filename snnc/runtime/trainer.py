@@ -149,18 +149,7 @@ class Trainer:
         if self.args.epochs is None and ck.get("schedule"):  # continue the schedule the run started with
             self.stages = setup.recorded_stages(ck["schedule"], self.spec, self.args.lr)
             self.total_epochs = sum(s.epochs for s in self.stages)
-        done, batch = ck.get("epoch"), ck.get("batch") or 0
-        if isinstance(batch, int) and batch >= len(self.loader):
-            raise SnncError(f"{ckpt}: field 'batch' is {batch}, but an epoch of this run has {len(self.loader)} "
-                            f"batches", hint=runfolder.DAMAGED)
-        if isinstance(done, int) and isinstance(batch, int) and self.total_epochs < done + (batch > 0):
-            if self.args.epochs is None:
-                raise SnncError(f"{ckpt}: field 'epoch' is {done}, past the run's schedule of {self.total_epochs} "
-                                f"epochs", hint=runfolder.DAMAGED)
-            raise SnncError(f"--epochs {self.total_epochs}: the run in {self.out} has done {done} epochs"
-                            + (f" and {batch} batches of the next" if batch else "") + " already",
-                            hint="give more epochs than that, or leave --epochs out to finish the recorded "
-                                 "schedule; `snnc export` takes the weights as they are")
+        resume.check_position(ck, ckpt, self.total_epochs, len(self.loader), self.args.epochs is not None)
         resume.check_optimizer(ck, ckpt, self.stages, self.args.optimizer)
         return ck
 
@@ -323,7 +312,7 @@ class Trainer:
         if signum == signal.SIGINT and self.stop_signal == signal.SIGINT:
             raise KeyboardInterrupt
         if self.stop_signal is None:
-            self.stop_timer = threading.Timer(_stop_grace(), _exit_stopped, args=(_stop_name(signum),))
+            self.stop_timer = threading.Timer(_stop_grace(), _exit_stopped, args=(signum,))
             self.stop_timer.daemon = True
             self.stop_timer.start()
             if signum == signal.SIGINT and self.world.main:
@@ -515,7 +504,7 @@ class Trainer:
                 print(f"stopped by {_stop_name(self.stop_signal)} after {self.state.epoch} epoch(s) and "
                       f"{self.state.batch} batch(es); the checkpoint in {self.out} is current (resume with "
                       f"--resume)", file=sys.stderr)
-            return EXIT_INTERRUPTED if self.stop_signal == signal.SIGINT else EXIT_TERMINATED
+            return _stop_code(self.stop_signal)
         finally:
             tblog.close(writer)
             for s, h in handlers.items():
@@ -577,10 +566,14 @@ def _stop_name(signum: int | None) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
 
 
-def _exit_stopped(name: str) -> None:
-    print(f"{name}: no batch boundary within {_stop_grace():g} s; exiting without a new checkpoint (the last one "
-          f"on disk is complete)", file=sys.stderr, flush=True)
-    os._exit(EXIT_INTERRUPTED if name == "Ctrl-C" else EXIT_TERMINATED)
+def _stop_code(signum: int | None) -> int:
+    return EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+
+
+def _exit_stopped(signum: int) -> None:
+    print(f"{_stop_name(signum)}: no batch boundary within {_stop_grace():g} s; exiting without a new checkpoint "
+          f"(the last one on disk is complete)", file=sys.stderr, flush=True)
+    os._exit(_stop_code(signum))
 
 
 def _summary(r: dict, total: int) -> str:
